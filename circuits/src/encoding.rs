@@ -66,7 +66,7 @@ fn hex_nibble(c: u8, offset: usize) -> core::result::Result<u8, HexError> {
 pub fn hex_decode(s: &str, field: &'static str) -> Result<Vec<u8>> {
     let wrap = |source| Error::Hex { field, source };
     let raw = s.as_bytes();
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(wrap(HexError::OddLength));
     }
     raw.chunks_exact(2)

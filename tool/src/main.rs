@@ -1,1 +1,172 @@
-fn main() {}
+//! `provii-tool`: compute and check Provii v0 protocol values.
+//!
+//! Output is one JSON object on stdout. Exit status: 0 success; 1 the thing
+//! checked is invalid (`verify-credential`); 2 bad arguments or input, with
+//! the reason on stderr.
+
+mod commands;
+mod input;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use provii_circuits::Direction;
+
+use crate::input::read_input;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Protocol(#[from] provii_circuits::Error),
+    #[error("cannot read {0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("{0} is larger than 1 MiB; is it the right file?")]
+    TooLarge(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+#[derive(Parser)]
+#[command(
+    name = "provii-tool",
+    version,
+    about = "Compute and check Provii v0 protocol values"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Over,
+    Under,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pedersen commitment and nullifier of a date of birth and 16 wire bytes of r_bits (MSB-first)
+    Commit {
+        #[arg(long, allow_negative_numbers = true)]
+        dob_days: i32,
+        /// 32 lowercase hex characters: the 16 bytes a wallet sends
+        #[arg(long)]
+        r_bits: String,
+    },
+    /// Credential prehash and its Blake2s-256 (issuer_vk and sig_rj may be absent)
+    Prehash {
+        /// Credential JSON file, `-` for stdin
+        #[arg(long)]
+        credential: PathBuf,
+    },
+    /// Sign a credential with a ProviiRJ secret key; prints the SignedCredential JSON
+    Sign {
+        /// 64 lowercase hex characters (note: visible in the process list)
+        #[arg(long)]
+        sk: String,
+        #[arg(long)]
+        credential: PathBuf,
+    },
+    /// Verify a SignedCredential's signature (exit 1 when invalid)
+    VerifyCredential {
+        #[arg(long)]
+        credential: PathBuf,
+        /// Expected issuer key (base64url); the credential must carry it
+        #[arg(long)]
+        issuer_vk: Option<String>,
+    },
+    /// The 32-byte digest Ed25519 signs for an attestation (JSON or base64url)
+    AttestationDigest {
+        #[arg(long)]
+        attestation: PathBuf,
+    },
+    /// vk_id and Blake2s fingerprint of a bellman-serialised age verifying key
+    VkId {
+        #[arg(long)]
+        vk: PathBuf,
+    },
+    /// The 8 public-input scalars of the age circuit, 32-byte little-endian hex
+    PublicInputs {
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        #[arg(long, allow_negative_numbers = true)]
+        cutoff_days: i32,
+        #[arg(long)]
+        rp_hash: String,
+        #[arg(long)]
+        issuer_vk: String,
+        #[arg(long)]
+        nullifier: String,
+    },
+    /// rp_challenge = SHA-256(origin || nonce || DST) and rp_hash = Blake2s(rp_challenge)
+    RpChallenge {
+        #[arg(long)]
+        origin: String,
+        /// 64 lowercase hex characters
+        #[arg(long)]
+        nonce: String,
+    },
+}
+
+fn run(command: Command) -> Result<(String, ExitCode), ToolError> {
+    use commands::*;
+    let ok = |v: serde_json::Value| (v.to_string(), ExitCode::SUCCESS);
+    Ok(match command {
+        Command::Commit { dob_days, r_bits } => ok(commit_cmd(dob_days, &r_bits)?),
+        Command::Prehash { credential } => ok(prehash_cmd(&read_input(&credential)?)?),
+        Command::Sign { sk, credential } => {
+            (sign_cmd(&sk, &read_input(&credential)?)?, ExitCode::SUCCESS)
+        }
+        Command::VerifyCredential {
+            credential,
+            issuer_vk,
+        } => {
+            let verdict = verify_credential_cmd(&read_input(&credential)?, issuer_vk.as_deref())?;
+            let code = if verdict["valid"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+            (verdict.to_string(), code)
+        }
+        Command::AttestationDigest { attestation } => {
+            ok(attestation_digest_cmd(&read_input(&attestation)?)?)
+        }
+        Command::VkId { vk } => ok(vk_id_cmd(&read_input(&vk)?)?),
+        Command::PublicInputs {
+            direction,
+            cutoff_days,
+            rp_hash,
+            issuer_vk,
+            nullifier,
+        } => {
+            let direction = match direction {
+                DirectionArg::Over => Direction::Over,
+                DirectionArg::Under => Direction::Under,
+            };
+            ok(public_inputs_cmd(
+                direction,
+                cutoff_days,
+                &rp_hash,
+                &issuer_vk,
+                &nullifier,
+            )?)
+        }
+        Command::RpChallenge { origin, nonce } => ok(rp_challenge_cmd(&origin, &nonce)?),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok((out, code)) => {
+            println!("{out}");
+            code
+        }
+        Err(e) => {
+            eprintln!("provii-tool: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
