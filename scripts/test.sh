@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-ensure_apt_packages build-essential pkg-config
+ensure_apt_packages build-essential pkg-config softhsm2 p11-kit p11-kit-modules opensc
+# HSM tests make a fresh token per run; drop the ones earlier runs left.
+rm -rf target/softhsm-test /dev/shm/provii-softhsm-test-*
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

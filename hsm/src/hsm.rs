@@ -131,12 +131,11 @@ impl Hsm {
 
     /// Asks the token whether it is still there, then reports status.
     pub fn probe(&self) -> HsmStatus {
-        if let Some(conn) = self.current() {
-            if let Err(e) = conn.probe() {
-                if e.class == FaultClass::Transient {
-                    self.fault(&conn, &e);
-                }
-            }
+        if let Some(conn) = self.current()
+            && let Err(e) = conn.probe()
+            && e.class == FaultClass::Transient
+        {
+            self.fault(&conn, &e);
         }
         self.status()
     }

@@ -24,7 +24,7 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
-    pub fn len(self) -> usize {
+    pub fn secret_len(self) -> usize {
         match self {
             SecretKind::OfficerYubiKey => 20,
             SecretKind::ClientHmac => 32,
@@ -130,7 +130,7 @@ impl Hsm {
         kind: SecretKind,
         secret: &[u8],
     ) -> Result<()> {
-        if secret.len() != kind.len() {
+        if secret.len() != kind.secret_len() {
             return Err(HsmError::InvalidInput {
                 operation: "import_secret",
                 detail: "secret has the wrong length for its kind (20 bytes YubiKey, 32 bytes client)",

@@ -26,11 +26,11 @@ impl<const N: usize> LockedBytes<N> {
         Ok(Self { buf })
     }
 
-    pub fn as_mut(&mut self) -> &mut [u8; N] {
+    pub fn bytes_mut(&mut self) -> &mut [u8; N] {
         &mut self.buf
     }
 
-    pub fn as_ref(&self) -> &[u8; N] {
+    pub fn bytes(&self) -> &[u8; N] {
         &self.buf
     }
 }

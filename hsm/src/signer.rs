@@ -36,8 +36,8 @@ impl Hsm {
     /// Draws a new ProviiRJ key from the HSM's RNG and seals it under `kek`.
     pub fn generate_signing_key(&self, kek: &ObjectLabel, kid: &Kid) -> Result<SealedSigningKey> {
         let mut random = LockedBytes::<64>::new()?;
-        self.random(random.as_mut())?;
-        let key = SigningKey::from_random_bytes(random.as_ref())?;
+        self.random(random.bytes_mut())?;
+        let key = SigningKey::from_random_bytes(random.bytes())?;
         drop(random);
         let verifying_key = *key.verifying_key();
         let blob = self.seal(
@@ -67,7 +67,7 @@ impl Hsm {
         let mut secret = LockedBytes::<32>::new()?;
         let copied = opened.len() == 32;
         if copied {
-            secret.as_mut().copy_from_slice(&opened);
+            secret.bytes_mut().copy_from_slice(&opened);
         }
         opened.zeroize();
         if !copied {
@@ -76,7 +76,7 @@ impl Hsm {
                 detail: "sealed secret is not 32 bytes",
             });
         }
-        let signing_key = SigningKey::from_bytes(secret.as_ref())?;
+        let signing_key = SigningKey::from_bytes(secret.bytes())?;
         drop(secret);
         if signing_key.verifying_key() != &key.verifying_key {
             return Err(HsmError::InvalidInput {
