@@ -73,6 +73,7 @@ impl From<HsmError> for OpError {
 pub(crate) struct Connection {
     ctx: Pkcs11,
     pub token: String,
+    pub serial: String,
     anchor: Mutex<Option<Session>>,
     pool: Mutex<Vec<Session>>,
     pool_size: usize,
@@ -135,7 +136,7 @@ impl Connection {
                 )));
             }
         }
-        let (slot, token) = find_token(&ctx, &config.token).map_err(|e| match e {
+        let (slot, token, serial) = find_token(&ctx, &config.token).map_err(|e| match e {
             Some(call) => ConnectError::from_call(call),
             None => ConnectError::transient(HsmError::TokenNotFound {
                 token: config.token.to_string(),
@@ -180,6 +181,7 @@ impl Connection {
         Ok(Self {
             ctx,
             token,
+            serial,
             anchor: Mutex::new(Some(anchor)),
             pool: Mutex::new(Vec::new()),
             pool_size: config.pool_size.max(1),
@@ -292,8 +294,12 @@ impl Connection {
     }
 }
 
-/// `Err(None)`: no such token (yet); `Err(Some(_))`: the library failed.
-fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, String), Option<CallError>> {
+/// The slot, label and serial of the selected token. `Err(None)`: no such
+/// token (yet); `Err(Some(_))`: the library failed.
+fn find_token(
+    ctx: &Pkcs11,
+    selector: &TokenSelector,
+) -> Result<(Slot, String, String), Option<CallError>> {
     let slots = ctx
         .get_slots_with_initialized_token()
         .op("C_GetSlotList")
@@ -303,12 +309,13 @@ fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, String), 
             continue;
         };
         let label = info.label().trim().to_owned();
+        let serial = info.serial_number().trim().to_owned();
         let matches = match selector {
             TokenSelector::Label(l) => label == *l,
-            TokenSelector::Serial(s) => info.serial_number().trim() == s,
+            TokenSelector::Serial(s) => serial == *s,
         };
         if matches {
-            return Ok((slot, label));
+            return Ok((slot, label, serial));
         }
     }
     Err(None)

@@ -34,8 +34,9 @@ pub enum HsmState {
 #[derive(Debug, Clone, Serialize)]
 pub struct HsmStatus {
     pub state: HsmState,
-    /// The token's label once found, else the configured selector.
+    /// The token's label.
     pub token: String,
+    pub serial: String,
     pub module: String,
     pub last_error: Option<String>,
     #[serde(serialize_with = "unix_seconds")]
@@ -58,7 +59,7 @@ struct Inner {
     config: HsmConfig,
     conn: RwLock<Option<Arc<Connection>>>,
     last_error: Mutex<Option<(String, SystemTime)>>,
-    token: Mutex<String>,
+    token: Mutex<(String, String)>,
     recovering: AtomicBool,
     reconnects: AtomicU64,
 }
@@ -84,7 +85,7 @@ impl Hsm {
     /// start; faults after start are ridden out.
     pub fn open(config: HsmConfig) -> Result<Self> {
         let conn = Connection::open(&config).map_err(|e| e.error)?;
-        let token = conn.token.clone();
+        let token = (conn.token.clone(), conn.serial.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -110,18 +111,20 @@ impl Hsm {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let (token, serial) = self
+            .inner
+            .token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         HsmStatus {
             state: if usable {
                 HsmState::Usable
             } else {
                 HsmState::Unusable
             },
-            token: self
-                .inner
-                .token
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            token,
+            serial,
             module: self.inner.config.module.display().to_string(),
             last_error: last.as_ref().map(|(e, _)| e.clone()),
             last_error_at: last.map(|(_, t)| t),
@@ -262,7 +265,8 @@ fn recover(weak: Weak<Inner>, old: Option<Arc<Connection>>) {
         let Some(inner) = weak.upgrade() else { return };
         let delay = match Connection::open(&inner.config) {
             Ok(conn) => {
-                *inner.token.lock().unwrap_or_else(|p| p.into_inner()) = conn.token.clone();
+                *inner.token.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (conn.token.clone(), conn.serial.clone());
                 *inner.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(conn));
                 inner.reconnects.fetch_add(1, Ordering::Relaxed);
                 inner.recovering.store(false, Ordering::Release);

@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use provii_hsm::{Hsm, HsmError, HsmState, PinSource};
+use provii_hsm::{Hsm, HsmError, HsmState, PinSource, TokenSelector};
 
 fn write_pin(name: &str, pin: &str, mode: u32) -> std::path::PathBuf {
     let path = common::test_dir().join(format!("{name}-{}", std::process::id()));
@@ -49,8 +49,21 @@ fn wrong_pin_is_named_and_rate_limited_then_the_right_pin_works() {
     // After the (one second) back-off, the right PIN logs in.
     std::thread::sleep(Duration::from_millis(1100));
     config.pin = right;
-    let hsm = Hsm::open(config).expect("right PIN");
-    assert_eq!(hsm.status().state, HsmState::Usable);
+    let hsm = Hsm::open(config.clone()).expect("right PIN");
+    let status = hsm.status();
+    assert_eq!(status.state, HsmState::Usable);
+    assert_eq!(status.token, label);
+
+    // The same token found by its serial number instead of its label.
+    assert_eq!(status.serial.len(), 16, "SoftHSM serials are 16 hex digits");
+    config.token = TokenSelector::Serial(status.serial.clone());
+    let by_serial = Hsm::open(config.clone()).expect("open by serial");
+    assert_eq!(by_serial.status().token, label);
+    config.token = TokenSelector::Serial("0000000000000000".into());
+    assert!(matches!(
+        Hsm::open(config),
+        Err(HsmError::TokenNotFound { .. })
+    ));
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub fn token(label: &str) -> HsmConfig {
         .arg(&dir)
         .arg(label)
         .env("SOFTHSM_TOKENDIR", tokendir())
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("run softhsm/token.sh (needs bash and softhsm2; scripts/test.sh installs them)");
     assert!(status.success(), "softhsm/token.sh failed");
