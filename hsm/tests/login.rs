@@ -9,7 +9,9 @@ use std::time::Duration;
 use provii_hsm::{Hsm, HsmError, HsmState, PinSource, TokenSelector};
 
 fn write_pin(name: &str, pin: &str, mode: u32) -> std::path::PathBuf {
-    let path = common::test_dir().join(format!("{name}-{}", std::process::id()));
+    let dir = common::test_dir();
+    std::fs::create_dir_all(&dir).expect("test directory");
+    let path = dir.join(format!("{name}-{}", std::process::id()));
     std::fs::write(&path, pin).expect("write pin file");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     path
