@@ -4,7 +4,6 @@
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
-use zeroize::Zeroizing;
 
 use crate::connection::OpError;
 use crate::error::{HsmError, P11ResultExt, Result};
@@ -55,7 +54,48 @@ fn secret_key_attrs(label: &ObjectLabel) -> Vec<Attribute> {
     attrs
 }
 
+/// What a secret key may do; every other use is switched off.
+#[derive(Clone, Copy)]
+enum Usage {
+    EncryptDecrypt,
+    SignVerify,
+}
+
+fn secret_template(label: &ObjectLabel, key_type: KeyType, usage: Usage) -> Vec<Attribute> {
+    let (crypt, mac) = match usage {
+        Usage::EncryptDecrypt => (true, false),
+        Usage::SignVerify => (false, true),
+    };
+    let mut attrs = secret_key_attrs(label);
+    attrs.extend([
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(key_type),
+        Attribute::Encrypt(crypt),
+        Attribute::Decrypt(crypt),
+        Attribute::Sign(mac),
+        Attribute::Verify(mac),
+    ]);
+    attrs
+}
+
 impl Hsm {
+    /// Generates a 32-byte secret key inside the HSM.
+    fn generate_secret(
+        &self,
+        label: &ObjectLabel,
+        mechanism: Mechanism<'_>,
+        key_type: KeyType,
+        usage: Usage,
+    ) -> Result<()> {
+        self.ensure_absent(label)?;
+        let mut attrs = secret_template(label, key_type, usage);
+        attrs.push(Attribute::ValueLen(32.into()));
+        self.call(|s, _| {
+            s.generate_key(&mechanism, &attrs).op("C_GenerateKey")?;
+            Ok(())
+        })
+    }
+
     fn ensure_absent(&self, label: &ObjectLabel) -> Result<()> {
         if self.exists(label)? {
             return Err(HsmError::ObjectExists {
@@ -78,22 +118,12 @@ impl Hsm {
     /// The key-encryption key: AES-256 generated inside the HSM, sensitive,
     /// never extractable, encrypt/decrypt only.
     pub fn create_kek(&self, label: &ObjectLabel) -> Result<()> {
-        self.ensure_absent(label)?;
-        let mut attrs = secret_key_attrs(label);
-        attrs.extend([
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(32.into()),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
-            Attribute::Sign(false),
-            Attribute::Verify(false),
-        ]);
-        self.call(|s, _| {
-            s.generate_key(&Mechanism::AesKeyGen, &attrs)
-                .op("C_GenerateKey")?;
-            Ok(())
-        })
+        self.generate_secret(
+            label,
+            Mechanism::AesKeyGen,
+            KeyType::AES,
+            Usage::EncryptDecrypt,
+        )
     }
 
     /// An Ed25519 key pair generated inside the HSM; returns the public key.
@@ -137,17 +167,8 @@ impl Hsm {
             });
         }
         self.ensure_absent(label)?;
-        let mut attrs = secret_key_attrs(label);
-        let value = Zeroizing::new(secret.to_vec());
-        attrs.extend([
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::Value(value.to_vec()),
-            Attribute::Sign(true),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-        ]);
+        let mut attrs = secret_template(label, KeyType::GENERIC_SECRET, Usage::SignVerify);
+        attrs.push(Attribute::Value(secret.to_vec()));
         let result = self.call(|s, _| {
             s.create_object(&attrs).op("C_CreateObject")?;
             Ok(())
@@ -159,22 +180,12 @@ impl Hsm {
     /// A 32-byte HMAC-SHA256 key generated inside the HSM (audit chain,
     /// address hashing).
     pub fn create_mac_key(&self, label: &ObjectLabel) -> Result<()> {
-        self.ensure_absent(label)?;
-        let mut attrs = secret_key_attrs(label);
-        attrs.extend([
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::ValueLen(32.into()),
-            Attribute::Sign(true),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-        ]);
-        self.call(|s, _| {
-            s.generate_key(&Mechanism::GenericSecretKeyGen, &attrs)
-                .op("C_GenerateKey")?;
-            Ok(())
-        })
+        self.generate_secret(
+            label,
+            Mechanism::GenericSecretKeyGen,
+            KeyType::GENERIC_SECRET,
+            Usage::SignVerify,
+        )
     }
 
     /// Destroys every object with this label (both halves of a key pair).
