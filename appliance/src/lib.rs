@@ -1,1 +1,14 @@
-//! The issuer daemon, its admin CLI and the officer client (DESIGN.md §1). Built in the daemon issue; empty until then.
+//! The Provii issuer appliance: the daemon, its admin plane and first-run
+//! provisioning, over `provii-circuits` (protocol) and `provii-hsm` (keys).
+
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod enrol;
+pub mod error;
+pub mod init;
+pub mod ratelimit;
+pub mod serve;
+pub mod state;

@@ -1,0 +1,162 @@
+//! `POST /v1/issuance/blind` (WIRE.md §4). Order: issuer id (403), strict
+//! Ed25519 and freshness, date-of-birth range, randomness; only then the
+//! attestation nonce is consumed (a forged signature cannot burn it). The
+//! consumed nonce and the audit record commit in one durable transaction
+//! around the signature, and the credential leaves only after the commit.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use provii_circuits::constants::{AGE_SCHEMA, ATTESTATION_NONCE_TTL_SECONDS};
+use provii_circuits::encoding::b64url_decode;
+use provii_circuits::{
+    Attestation, AttestationError, CredMsgV2, RBits, Schema, SignedCredential, commit,
+};
+use rusqlite::params;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use super::request::JsonBody;
+use super::{Source, admit};
+use crate::audit::{self, Event, Severity};
+use crate::error::{ApiError, AppError};
+use crate::state::{App, now};
+
+/// Unknown fields are ignored here (WIRE.md §4: forward compatibility).
+#[derive(Deserialize)]
+pub struct IssuanceRequest {
+    attestation: String,
+    r_bits: String,
+    schema: Option<String>,
+    validity_days: Option<u64>,
+}
+
+impl Drop for IssuanceRequest {
+    fn drop(&mut self) {
+        self.attestation.zeroize();
+        self.r_bits.zeroize();
+    }
+}
+
+fn attestation_nonce_hash(nonce: &[u8; 32]) -> Vec<u8> {
+    Sha256::new_with_prefix(b"provii.attestation-nonce|")
+        .chain_update(nonce)
+        .finalize()
+        .to_vec()
+}
+
+pub async fn blind(
+    State(app): State<Arc<App>>,
+    Source(source): Source,
+    JsonBody(req): JsonBody<IssuanceRequest>,
+) -> Result<Response, ApiError> {
+    admit(&app, source)?;
+    let now = now();
+    let attestation = Attestation::from_base64url(&req.attestation)
+        .map_err(|_| ApiError::bad_request("attestation is not a valid base64url attestation"))?;
+    let keys = app.keys();
+    let attestation_keys: Vec<_> = keys.attestation.iter().map(|k| k.public).collect();
+    let dob = attestation
+        .verify(&app.config.issuer_id, &attestation_keys, now as u64)
+        .map_err(|e| match e {
+            AttestationError::WrongIssuer => {
+                ApiError::forbidden("attestation was issued by another issuer")
+            }
+            AttestationError::BadSignature => {
+                ApiError::unauthorized_because("attestation signature is invalid")
+            }
+            AttestationError::Expired => ApiError::unauthorized_because("attestation has expired"),
+            AttestationError::FromFuture => {
+                ApiError::unauthorized_because("attestation timestamp is in the future")
+            }
+            AttestationError::DobOutOfRange => {
+                ApiError::bad_request("dob_days is outside [-36525, 36525]")
+            }
+        })?;
+    let mut wire = b64url_decode(&req.r_bits, "r_bits")
+        .map_err(|_| ApiError::bad_request("r_bits is not canonical base64url"))?;
+    let r_bits = RBits::from_wire_bytes(&wire);
+    wire.zeroize();
+    let r_bits = r_bits.map_err(|e| ApiError::bad_request(format!("r_bits rejected: {e}")))?;
+    if req.schema.as_deref().is_some_and(|s| s != AGE_SCHEMA) {
+        return Err(ApiError::bad_request("schema must be \"provii.age/0\""));
+    }
+    let policy = &app.config.issuance;
+    let days = req.validity_days.unwrap_or(policy.validity_days);
+    if days == 0 || days > policy.max_validity_days {
+        return Err(ApiError::bad_request(format!(
+            "validity_days must be 1..={}",
+            policy.max_validity_days
+        )));
+    }
+    let active = keys
+        .active
+        .ok_or_else(|| ApiError::unavailable("no active signing key"))?;
+    let commitment = commit(&dob, &r_bits).map_err(|_| ApiError::internal())?;
+    drop(r_bits);
+    drop(dob);
+    let iat = now as u64;
+    let msg = CredMsgV2::new(
+        active.sealed.kid.clone(),
+        commitment,
+        iat,
+        iat + days * 86_400,
+        Schema::age(),
+    )
+    .map_err(|_| ApiError::internal())?;
+    let nonce = attestation_nonce_hash(attestation.fields().nonce());
+    let actor = attestation.fields().client_id().map(str::to_owned);
+    drop(attestation);
+
+    let (hsm, db) = (app.hsm.clone(), app.db.clone());
+    let credential = tokio::task::spawn_blocking(move || -> Result<SignedCredential, AppError> {
+        db.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [now])?;
+            let fresh = tx.execute(
+                "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
+            )?;
+            if fresh == 0 {
+                drop(tx);
+                let event = Event::new("issuance.replay", Severity::Warning).source(source);
+                audit::record(c, &hsm, &event, now)?;
+                return Err(ApiError::replay().into());
+            }
+            let mut event = Event::new("credential.issued", Severity::Info)
+                .source(source)
+                .detail("kid", msg.kid().as_str())
+                .detail("iat", msg.iat())
+                .detail("exp", msg.exp())
+                .detail("schema", msg.schema().as_str());
+            if let Some(a) = &actor {
+                event = event.actor(a.clone());
+            }
+            audit::append(&tx, &hsm, &event, now)?;
+            let sig = hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
+            let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
+            if signed.verify().is_err() {
+                // Dropping the transaction rolls back: the nonce is not burnt.
+                return Err(AppError::Internal("self-verification of a fresh credential failed".into()));
+            }
+            tx.commit()?;
+            Ok(signed)
+        })
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+
+    let body = format!("{{\"credential\":{}}}", credential.to_json());
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,171 @@
+//! The public HTTP API (WIRE.md §1): deployed `/v1` paths with the spec's
+//! `/v0` aliases.
+
+mod attestation;
+mod challenge;
+mod issuance;
+mod request;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use provii_circuits::encoding::{b64url_encode, hex_encode};
+use provii_hsm::HsmState;
+use sha2::Digest;
+
+pub use request::MAX_BODY;
+
+use crate::error::ApiError;
+use crate::state::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/v1/challenge", post(challenge::create))
+        .route("/v1/attestation/create", post(attestation::create))
+        .route("/v0/attestation/create", post(attestation::create))
+        .route("/v1/issuance/blind", post(issuance::blind))
+        .route("/v0/issuance/blind", post(issuance::blind))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/v1/jwks.json",
+            get(|| async { Redirect::permanent("/.well-known/jwks.json") }),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn(request::request_rules))
+        .with_state(app)
+}
+
+/// The caller's address: the TCP peer, or the first `X-Forwarded-For` hop
+/// when configured and the peer is a loopback proxy.
+pub struct Source(pub Option<IpAddr>);
+
+impl FromRequestParts<Arc<App>> for Source {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if app.config.http.trust_forwarded_for && peer.is_some_and(|p| p.is_loopback()) {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if forwarded.is_some() {
+                return Ok(Source(forwarded));
+            }
+        }
+        Ok(Source(peer))
+    }
+}
+
+/// Applies the global and per-source limits, or answers 429.
+pub(crate) fn admit(app: &App, source: Option<IpAddr>) -> Result<(), ApiError> {
+    app.limits
+        .request(source)
+        .map_err(|l| ApiError::rate_limited(l.retry_after))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the HSM answers, the database takes writes and a signing key
+/// is active.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let probe = {
+        let hsm = app.hsm.clone();
+        tokio::task::spawn_blocking(move || hsm.probe()).await.ok()
+    };
+    let hsm_ok = probe.as_ref().is_some_and(|p| p.state == HsmState::Usable);
+    let db_ok = app
+        .db
+        .run(|c| {
+            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            Ok(())
+        })
+        .await
+        .is_ok();
+    let key_ok = app.keys().active.is_some();
+    let ready = hsm_ok && db_ok && key_ok;
+    let body = serde_json::json!({
+        "ready": ready,
+        "hsm": probe.map(|p| serde_json::json!({"state": p.state, "last_error": p.last_error})),
+        "database_writable": db_ok,
+        "signing_key_active": key_ok,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = (status, Json(body)).into_response();
+    if !ready {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+/// Every key a wallet may hold a credential under (active and deprecated),
+/// never a revoked one (WIRE.md §5), with an ETag that changes with the set.
+async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let keys: Vec<serde_json::Value> = app
+        .keys()
+        .published
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kty": "OKP", "crv": "JUBJUB", "kid": k.kid.as_str(), "use": "sig", "alg": "RedJubjub",
+                "x": b64url_encode(&k.verifying_key.to_bytes()), "status": k.state,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"keys": keys}).to_string();
+    let etag = format!(
+        "\"{}\"",
+        hex_encode(&sha2::Sha256::digest(body.as_bytes())[..16])
+    );
+    let cache = HeaderValue::from_static("public, max-age=600");
+    let etag_value =
+        HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag_value),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,226 @@
+//! The appliance's one TOML file, validated at start. Every error names the
+//! key and says how to fix it. Secrets never live here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use provii_circuits::constants::{AGE_SCHEMA, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS};
+use provii_hsm::HsmConfig;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("config key `{key}`: {problem}; {fix}")]
+    Invalid {
+        key: &'static str,
+        problem: String,
+        fix: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The `issuer_id` attestations carry, e.g. `dmv.ca.gov`.
+    pub issuer_id: String,
+    /// Database, admin socket and sealed keys live here. Relative paths are
+    /// relative to the config file's directory.
+    pub state_dir: PathBuf,
+    pub http: HttpConfig,
+    pub hsm: HsmConfig,
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
+    #[serde(default)]
+    pub officers: OfficerPolicy,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Trust `X-Forwarded-For` from a reverse proxy on loopback.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuanceConfig {
+    /// Credential lifetime when the wallet asks for none.
+    pub validity_days: u64,
+    /// The longest lifetime a wallet may ask for.
+    pub max_validity_days: u64,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        Self {
+            validity_days: DEFAULT_VALIDITY_DAYS,
+            max_validity_days: DEFAULT_VALIDITY_DAYS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficerPolicy {
+    /// Require intent-bound challenges (the officer's touch approves one date of birth).
+    pub require_intent: bool,
+    pub lockout_failures: u32,
+    pub lockout_seconds: u64,
+    /// Failed officer authentications from one source address per hour.
+    pub max_failures_per_source_per_hour: u32,
+}
+
+impl Default for OfficerPolicy {
+    fn default() -> Self {
+        Self {
+            require_intent: true,
+            lockout_failures: 5,
+            lockout_seconds: 900,
+            max_failures_per_source_per_hour: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub per_source_per_minute: u32,
+    pub per_client_per_minute: u32,
+    pub per_officer_per_minute: u32,
+    pub global_per_second: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_source_per_minute: 600,
+            per_client_per_minute: 1200,
+            per_officer_per_minute: 60,
+            global_per_second: 2000,
+        }
+    }
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>, fix: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+        fix,
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        if let provii_hsm::PinSource::File(p) = &mut self.hsm.pin {
+            fix(p);
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let id = &self.issuer_id;
+        if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "issuer_id",
+                format!("{id:?} is not 1-255 printable ASCII characters"),
+                "use your issuer's DNS-style id, e.g. \"dmv.example.gov\"",
+            ));
+        }
+        let i = &self.issuance;
+        if i.max_validity_days == 0 || i.max_validity_days > MAX_VALIDITY_DAYS {
+            return Err(invalid(
+                "issuance.max_validity_days",
+                format!("{} is outside 1..=36500", i.max_validity_days),
+                "the protocol caps credentials at 36 500 days",
+            ));
+        }
+        if i.validity_days == 0 || i.validity_days > i.max_validity_days {
+            return Err(invalid(
+                "issuance.validity_days",
+                format!(
+                    "{} is outside 1..=max_validity_days ({})",
+                    i.validity_days, i.max_validity_days
+                ),
+                "7300 (20 years) is the spec's recommendation",
+            ));
+        }
+        let o = &self.officers;
+        if o.lockout_failures == 0 {
+            return Err(invalid(
+                "officers.lockout_failures",
+                "0 would lock every officer",
+                "use 5 (the deployed value)",
+            ));
+        }
+        let r = &self.rate_limits;
+        for (key, v) in [
+            ("rate_limits.per_source_per_minute", r.per_source_per_minute),
+            ("rate_limits.per_client_per_minute", r.per_client_per_minute),
+            (
+                "rate_limits.per_officer_per_minute",
+                r.per_officer_per_minute,
+            ),
+            ("rate_limits.global_per_second", r.global_per_second),
+        ] {
+            if v == 0 {
+                return Err(invalid(
+                    key,
+                    "0 refuses every request",
+                    "set a positive limit",
+                ));
+            }
+        }
+        if self.hsm.pool_size == 0 || self.hsm.pool_size > 64 {
+            return Err(invalid(
+                "hsm.pool_size",
+                format!("{} is outside 1..=64", self.hsm.pool_size),
+                "4 suits a 2-core host",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("appliance.db")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.state_dir.join("admin.sock")
+    }
+
+    pub fn schema(&self) -> &'static str {
+        AGE_SCHEMA
+    }
+}

@@ -1,0 +1,173 @@
+//! Enrolling officers and Issuing Parties: a fresh secret from the HSM's
+//! RNG, imported as a non-extractable HSM object, shown to the caller once.
+
+use provii_circuits::client_auth::validate_key_id;
+use provii_hsm::{Hsm, ObjectLabel, SecretKind};
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Event, Severity};
+use crate::error::{ApiError, AppError};
+
+pub const ROLES: [&str; 4] = ["officer", "viewer", "admin", "super_admin"];
+
+fn fresh_secret<const N: usize>(hsm: &Hsm) -> Result<Zeroizing<[u8; N]>, AppError> {
+    let mut secret = Zeroizing::new([0u8; N]);
+    hsm.random(&mut secret[..])?;
+    Ok(secret)
+}
+
+/// The `ykman` line that programs a YubiKey's slot 2 with this secret.
+pub fn ykman_line(secret_hex: &str) -> String {
+    format!("ykman otp chalresp --touch 2 {secret_hex}")
+}
+
+pub fn add_officer(
+    c: &mut Connection,
+    hsm: &Hsm,
+    id: &str,
+    role: &str,
+    actor: &str,
+    now: i64,
+) -> Result<Zeroizing<[u8; 20]>, AppError> {
+    validate_key_id(id).map_err(|_| {
+        ApiError::bad_request("officer id must be 1-128 characters of A-Z a-z 0-9 - _ : . / @")
+    })?;
+    if !ROLES.contains(&role) {
+        return Err(
+            ApiError::bad_request("role must be officer, viewer, admin or super_admin").into(),
+        );
+    }
+    if c.query_row("SELECT 1 FROM officers WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some()
+    {
+        return Err(ApiError::conflict("an officer with this id exists").into());
+    }
+    let secret = fresh_secret::<20>(hsm)?;
+    let label = ObjectLabel::officer(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
+    hsm.import_secret(&label, SecretKind::OfficerYubiKey, &secret[..])?;
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT INTO officers (id, role, status, secret_generation, created_at) VALUES (?1, ?2, 'active', 1, ?3)",
+        params![id, role, now],
+    )?;
+    audit::append(
+        &tx,
+        hsm,
+        &Event::new("officer.added", Severity::Critical)
+            .actor(actor)
+            .detail("officer", id)
+            .detail("role", role),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(secret)
+}
+
+pub fn add_client(
+    c: &mut Connection,
+    hsm: &Hsm,
+    id: &str,
+    display_name: &str,
+    allow_under_18: bool,
+    actor: &str,
+    now: i64,
+) -> Result<Zeroizing<[u8; 32]>, AppError> {
+    validate_key_id(id).map_err(|_| {
+        ApiError::bad_request("client id must be 1-128 characters of A-Z a-z 0-9 - _ : . / @")
+    })?;
+    if c.query_row("SELECT 1 FROM clients WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some()
+    {
+        return Err(ApiError::conflict("a client with this id exists").into());
+    }
+    let secret = fresh_secret::<32>(hsm)?;
+    let label = ObjectLabel::client(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
+    hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT INTO clients (id, display_name, status, allow_under_18, secret_generation, created_at) VALUES (?1, ?2, 'active', ?3, 1, ?4)",
+        params![id, display_name, allow_under_18 as i64, now],
+    )?;
+    let event = Event::new("client.added", Severity::Critical)
+        .actor(actor)
+        .detail("client", id)
+        .detail("allow_under_18", allow_under_18);
+    audit::append(&tx, hsm, &event, now)?;
+    tx.commit()?;
+    Ok(secret)
+}
+
+/// A new secret generation; the previous one keeps working for `overlap` s.
+pub fn rotate_client_secret(
+    c: &mut Connection,
+    hsm: &Hsm,
+    id: &str,
+    overlap: i64,
+    actor: &str,
+    now: i64,
+) -> Result<Zeroizing<[u8; 32]>, AppError> {
+    let generation: i64 = c
+        .query_row(
+            "SELECT secret_generation FROM clients WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(ApiError::not_found)?;
+    let next = generation + 1;
+    let secret = fresh_secret::<32>(hsm)?;
+    let label =
+        ObjectLabel::client(id, next as u32).map_err(|e| AppError::Internal(e.to_string()))?;
+    hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
+    let tx = c.transaction()?;
+    tx.execute(
+        "UPDATE clients SET secret_generation = ?2, previous_generation = ?3, previous_valid_until = ?4 WHERE id = ?1",
+        params![id, next, generation, now + overlap],
+    )?;
+    let event = Event::new("client.secret_rotated", Severity::Critical)
+        .actor(actor)
+        .detail("client", id)
+        .detail("overlap_seconds", overlap);
+    audit::append(&tx, hsm, &event, now)?;
+    tx.commit()?;
+    Ok(secret)
+}
+
+/// Sets an officer's or client's status; `table` is a fixed name.
+pub fn set_status(
+    c: &mut Connection,
+    hsm: &Hsm,
+    table: &'static str,
+    id: &str,
+    status: &'static str,
+    actor: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    let tx = c.transaction()?;
+    let sql = match table {
+        "officers" => "UPDATE officers SET status = ?2 WHERE id = ?1",
+        _ => "UPDATE clients SET status = ?2 WHERE id = ?1",
+    };
+    if tx.execute(sql, params![id, status])? == 0 {
+        return Err(ApiError::not_found().into());
+    }
+    let kind = if table == "officers" {
+        "officer.status"
+    } else {
+        "client.status"
+    };
+    audit::append(
+        &tx,
+        hsm,
+        &Event::new(kind, Severity::Critical)
+            .actor(actor)
+            .detail("id", id)
+            .detail("status", status),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(())
+}

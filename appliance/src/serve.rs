@@ -1,0 +1,93 @@
+//! `provii-appliance serve`: the daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use provii_hsm::Hsm;
+
+use crate::config::Config;
+use crate::db::{Db, meta_get};
+use crate::error::AppError;
+use crate::state::{App, now};
+use crate::{admin, api, audit};
+
+pub async fn serve(config: Config) -> Result<(), AppError> {
+    let db = Db::open(&config.db_path())?;
+    if db.with(|c| meta_get(c, "initialized"))?.is_none() {
+        return Err(AppError::Refused(format!(
+            "{} is not initialised; run `provii-appliance init --config …` first",
+            config.state_dir.display()
+        )));
+    }
+    let hsm = Hsm::open(config.hsm.clone())?;
+    let listen = config.http.listen;
+    let socket = config.admin_socket();
+    let app = Arc::new(App::new(config, hsm, db)?);
+
+    let admin_app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(admin_app, &socket).await {
+            tracing::error!(error = %e, "admin socket stopped");
+        }
+    });
+    tokio::spawn(housekeeping(app.clone()));
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| AppError::Internal(format!("cannot listen on {listen}: {e}")))?;
+    tracing::info!(%listen, "provii-appliance listening");
+    axum::serve(
+        listener,
+        api::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| AppError::Internal(format!("server: {e}")))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, finish in-flight requests.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Deletes expired challenges and nonces every minute; applies audit
+/// retention once an hour.
+async fn housekeeping(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
+    loop {
+        tick.tick().await;
+        minutes += 1;
+        let purge_audit = minutes % 60 == 1;
+        let result = app
+            .db
+            .run(move |c| {
+                let t = now();
+                c.execute("DELETE FROM challenges WHERE expires_at < ?1", [t])?;
+                c.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [t])?;
+                c.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [t])?;
+                if purge_audit {
+                    audit::purge(c, t)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+}

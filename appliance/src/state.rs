@@ -1,0 +1,153 @@
+//! What every request shares: configuration, HSM, database, limits, and
+//! the keys in service (reloaded from the database when they change).
+
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use provii_circuits::{AttestationVerifyingKey, Kid, VerifyingKey};
+use provii_hsm::{Hsm, ObjectLabel, SealedBlob, SealedSigningKey};
+use rusqlite::Connection;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::ratelimit::RateLimits;
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The credential signing key in service.
+#[derive(Clone)]
+pub struct ActiveKey {
+    pub kek: ObjectLabel,
+    pub sealed: SealedSigningKey,
+}
+
+/// A verifying key wallets may hold credentials under.
+#[derive(Clone)]
+pub struct PublishedKey {
+    pub kid: Kid,
+    pub verifying_key: VerifyingKey,
+    pub state: String,
+}
+
+#[derive(Clone)]
+pub struct AttestationKey {
+    pub label: ObjectLabel,
+    pub public: AttestationVerifyingKey,
+}
+
+#[derive(Clone, Default)]
+pub struct KeySet {
+    pub active: Option<ActiveKey>,
+    pub published: Vec<PublishedKey>,
+    /// The signing attestation key first; older ones still verify.
+    pub attestation: Vec<AttestationKey>,
+}
+
+pub struct App {
+    pub config: Config,
+    pub hsm: Hsm,
+    pub db: Db,
+    pub limits: RateLimits,
+    keys: RwLock<KeySet>,
+}
+
+fn bad_row(what: &str) -> AppError {
+    AppError::Storage(format!("stored {what} is corrupt"))
+}
+
+pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
+    let mut set = KeySet::default();
+    let mut stmt = conn.prepare(
+        "SELECT kid, verifying_key, sealed, kek, state FROM signing_keys
+         WHERE state IN ('active', 'deprecated') ORDER BY created_at DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (kid, vk, sealed, kek, state) = row?;
+        let kid = Kid::new(&kid).map_err(|_| bad_row("kid"))?;
+        let vk: [u8; 32] = vk.try_into().map_err(|_| bad_row("verifying key"))?;
+        let verifying_key = VerifyingKey::from_bytes(&vk).map_err(|_| bad_row("verifying key"))?;
+        if state == "active" && set.active.is_none() {
+            let kek = kek_label(&kek).ok_or_else(|| bad_row("KEK label"))?;
+            let blob = SealedBlob::from_bytes(&sealed).map_err(|_| bad_row("sealed key"))?;
+            set.active = Some(ActiveKey {
+                kek,
+                sealed: SealedSigningKey {
+                    kid: kid.clone(),
+                    verifying_key,
+                    blob,
+                },
+            });
+        }
+        set.published.push(PublishedKey {
+            kid,
+            verifying_key,
+            state,
+        });
+    }
+    let mut stmt = conn.prepare(
+        "SELECT label, public_key FROM attestation_keys WHERE state IN ('current', 'previous')
+         ORDER BY CASE state WHEN 'current' THEN 0 ELSE 1 END, created_at DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (label, public) = row?;
+        let public: [u8; 32] = public.try_into().map_err(|_| bad_row("attestation key"))?;
+        let public =
+            AttestationVerifyingKey::from_bytes(&public).map_err(|_| bad_row("attestation key"))?;
+        let id = label
+            .strip_prefix("provii/attest/")
+            .ok_or_else(|| bad_row("attestation key label"))?;
+        let label = ObjectLabel::attestation(id).map_err(|_| bad_row("attestation key label"))?;
+        set.attestation.push(AttestationKey { label, public });
+    }
+    Ok(set)
+}
+
+/// `provii/kek/<n>` back into a label.
+fn kek_label(s: &str) -> Option<ObjectLabel> {
+    s.strip_prefix("provii/kek/")?
+        .parse()
+        .ok()
+        .map(ObjectLabel::kek)
+}
+
+impl App {
+    pub fn new(config: Config, hsm: Hsm, db: Db) -> Result<Self, AppError> {
+        let keys = db.with(|c| load_keys(c))?;
+        let limits = RateLimits::new(&config.rate_limits);
+        Ok(Self {
+            config,
+            hsm,
+            db,
+            limits,
+            keys: RwLock::new(keys),
+        })
+    }
+
+    pub fn keys(&self) -> KeySet {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn reload_keys(&self) -> Result<(), AppError> {
+        let keys = self.db.with(|c| load_keys(c))?;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(())
+    }
+}
