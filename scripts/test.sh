@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_apt_packages build-essential pkg-config softhsm2 p11-kit p11-kit-modules opensc
 # HSM tests make a fresh token per run; drop the ones earlier runs left.
-rm -rf target/softhsm-test /dev/shm/provii-softhsm-test-*
+rm -rf target/softhsm-test target/e2e /dev/shm/provii-softhsm-test-* /dev/shm/provii-e2e-tokens
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (the binaries the end-to-end tests start)"
+cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked

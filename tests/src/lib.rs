@@ -1,1 +1,231 @@
-//! Whole-system tests against the real binaries and SoftHSM (DESIGN.md §6). Empty until the daemon exists.
+//! Whole-system test support (DESIGN.md §6): start the real
+//! `provii-appliance` against a SoftHSM token of its own on a loopback port,
+//! talk to it over real sockets, and play the outside world: a software
+//! YubiKey and an Issuing Party that sign exactly as the real ones do.
+
+pub mod http;
+pub mod world;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use http::Response;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("workspace")
+}
+
+/// A binary of the workspace, built next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running appliance with its own state directory and token.
+pub struct Appliance {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub addr: String,
+    pub softhsm_conf: PathBuf,
+    pub officer_id: String,
+    pub officer_secret: [u8; 20],
+    pub issuer_id: String,
+    daemon: Option<Child>,
+}
+
+impl Appliance {
+    /// Provisions a token and state under `target/e2e/<name>-<pid>`, runs
+    /// `init`, starts `serve` and waits until it is ready.
+    pub fn start(name: &str) -> Self {
+        Self::start_with(name, "")
+    }
+
+    /// As [`Appliance::start`], with extra TOML appended to the config.
+    pub fn start_with(name: &str, extra_toml: &str) -> Self {
+        let dir = workspace()
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let label = format!("e2e-{}", rand::random::<u32>());
+        let tokendir = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm/provii-e2e-tokens")
+        } else {
+            dir.join("tokens")
+        };
+        let ok = Command::new("bash")
+            .arg(workspace().join("softhsm/token.sh"))
+            .arg(dir.join("softhsm"))
+            .arg(&label)
+            .env("SOFTHSM_TOKENDIR", &tokendir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("softhsm/token.sh")
+            .success();
+        assert!(ok, "token setup failed");
+        let port = free_port();
+        let issuer_id = "dmv.example.gov".to_owned();
+        let config = dir.join("appliance.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "issuer_id = \"{issuer_id}\"\nstate_dir = \"state\"\n{extra_toml}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [hsm]\ntoken = {{ label = \"{label}\" }}\npin = {{ file = \"softhsm/user-pin\" }}\n"
+            ),
+        )
+        .expect("config");
+        let mut app = Self {
+            softhsm_conf: dir.join("softhsm/softhsm2.conf"),
+            dir,
+            config,
+            addr: format!("127.0.0.1:{port}"),
+            officer_id: "alice".into(),
+            officer_secret: [0; 20],
+            issuer_id,
+            daemon: None,
+        };
+        let secret_file = app.dir.join("alice.secret");
+        let out = app.cli(&[
+            "init",
+            "--officer-id",
+            "alice",
+            "--secret-out",
+            secret_file.to_str().expect("utf-8 path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hex = std::fs::read_to_string(&secret_file).expect("secret file");
+        let secret =
+            provii_circuits::encoding::hex_decode(hex.trim(), "secret").expect("hex secret");
+        app.officer_secret.copy_from_slice(&secret);
+        app.spawn();
+        app
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(binary("provii-appliance"));
+        c.arg("--config")
+            .arg(&self.config)
+            .env("SOFTHSM2_CONF", &self.softhsm_conf);
+        c
+    }
+
+    /// Runs an admin subcommand and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.command()
+            .args(args)
+            .output()
+            .expect("run provii-appliance")
+    }
+
+    /// Runs an admin subcommand with `--json` and returns the parsed answer.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self
+            .command()
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run provii-appliance");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON from --json")
+    }
+
+    /// Starts `serve` and waits for `/ready`.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if http::get(&self.addr, "/ready").is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.daemon.take().expect("daemon running");
+        // The kill(1) tool sends SIGTERM without any unsafe code here.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().expect("daemon exit")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("state/appliance.db")
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Response {
+        http::post_json(&self.addr, path, &body.to_string()).expect("POST")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        http::get(&self.addr, path).expect("GET")
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,506 @@
+//! Issue 4's acceptance, against the real daemon on loopback: the officer
+//! and client paths end to end, every refusal with its status and code and
+//! without side effects, single use under concurrency, the audit chain, and
+//! no personal data at rest.
+
+use std::process::Command;
+
+use ed25519_dalek::{Signer, SigningKey};
+use provii_circuits::encoding::{b64url_encode, hex_encode};
+use provii_circuits::{AttestationFields, DobDays};
+use provii_e2e::world::{good_r_bits, now, random_hex32};
+use provii_e2e::{Appliance, binary, http};
+use serde_json::json;
+
+fn tool(args: &[&str], stdin: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = Command::new(binary("provii-tool"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("provii-tool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write");
+    let out = child.wait_with_output().expect("provii-tool output");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The credential verifies with provii-tool, and its commitment opens with
+/// the wallet's date of birth and r_bits.
+fn check_credential(cred: &serde_json::Value, dob_days: i32, r_bits: &[u8; 16]) {
+    let verdict = tool(
+        &["verify-credential", "--credential", "-"],
+        cred.to_string().as_bytes(),
+    );
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let opened = tool(
+        &[
+            "commit",
+            "--dob-days",
+            &dob_days.to_string(),
+            "--r-bits",
+            &hex_encode(r_bits),
+        ],
+        b"",
+    );
+    let c_bytes =
+        provii_circuits::encoding::b64url_decode(cred["c_bytes"].as_str().expect("c_bytes"), "c")
+            .expect("b64");
+    assert_eq!(opened["commitment"], hex_encode(&c_bytes));
+    assert_eq!(cred["kid"].as_str().map(str::len), Some(14));
+    assert_eq!(cred["schema"], "provii.age/0");
+    assert_eq!(cred["v"], 2);
+}
+
+#[test]
+fn officer_path_end_to_end() {
+    let app = Appliance::start("officer");
+    let att = app.officer_attest(11246);
+    assert_eq!(att.status, 201, "{:?}", att.json());
+    assert!(att.header("x-request-id").is_some());
+    let body = att.json();
+    assert_eq!(body["issuer_id"], "dmv.example.gov");
+    let r = good_r_bits();
+    let issued = app.issue(body["attestation"].as_str().expect("attestation"), &r);
+    assert_eq!(issued.status, 200, "{:?}", issued.json());
+    check_credential(&issued.json()["credential"], 11246, &r);
+    // Its key is in the JWKS.
+    let jwks = app.get("/.well-known/jwks.json").json();
+    assert_eq!(
+        jwks["keys"][0]["x"],
+        issued.json()["credential"]["issuer_vk"]
+    );
+}
+
+#[test]
+fn client_path_end_to_end_and_on_the_v0_alias() {
+    let app = Appliance::start("client");
+    let bank = app.enrol_client("bank-1", false);
+    let dob = 7300;
+    let att = app.post(
+        "/v0/attestation/create",
+        &bank.request(dob, now(), &random_hex32()),
+    );
+    assert_eq!(att.status, 201, "{:?}", att.json());
+    let r = good_r_bits();
+    let issued = app.post("/v0/issuance/blind", &json!({"attestation": att.json()["attestation"], "r_bits": b64url_encode(&r), "future_field": 1}));
+    assert_eq!(issued.status, 200, "{:?}", issued.json());
+    check_credential(&issued.json()["credential"], dob, &r);
+}
+
+#[test]
+fn officer_refusals() {
+    let app = Appliance::start("officer-no");
+    let key = app.yubikey();
+    let challenge = |dob: i32, nonce: &str| {
+        let r = app.post(
+            "/v1/challenge",
+            &json!({"officer_id": "alice", "intent": {"dob_days": dob, "nonce": nonce}}),
+        );
+        assert_eq!(r.status, 201);
+        r.json()
+    };
+    let attest = |dob: i32, ch: &serde_json::Value, hmac: &str, nonce: &str, officer: &str| {
+        app.post(
+            "/v1/attestation/create",
+            &json!({"dob_days": dob, "authorizer": {"format": "yubikey", "keyId": officer, "challengeId": ch["challenge_id"],
+                    "timestamp": now(), "hmac": hmac, "nonce": nonce}}),
+        )
+    };
+    // Wrong HMAC: 401, and the challenge is spent.
+    let n = random_hex32();
+    let ch = challenge(9000, &n);
+    let r = attest(9000, &ch, &"00".repeat(20), &n, "alice");
+    assert_eq!((r.status, r.code().as_str()), (401, "UNAUTHORIZED"));
+    let r = attest(
+        9000,
+        &ch,
+        &key.respond(ch["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(r.status, 401, "a consumed challenge must not work again");
+    // A different date of birth than the challenge was bound to.
+    let n = random_hex32();
+    let ch = challenge(9000, &n);
+    let r = attest(
+        9001,
+        &ch,
+        &key.respond(ch["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(r.status, 401);
+    // The challenge of another (unknown) officer: same 401 as anything else.
+    let n = random_hex32();
+    let other = app.post(
+        "/v1/challenge",
+        &json!({"officer_id": "mallory", "intent": {"dob_days": 9000, "nonce": n}}),
+    );
+    assert_eq!(other.status, 201, "unknown officers get a challenge too");
+    let r = attest(
+        9000,
+        &other.json(),
+        &key.respond(other.json()["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(
+        r.json(),
+        json!({"error": "authentication failed", "code": "UNAUTHORIZED"})
+    );
+    // Unbound challenges are refused when intent is required.
+    let r = app.post("/v1/challenge", &json!({"officer_id": "alice"}));
+    assert_eq!(r.status, 400);
+    // Five failures lock alice out from this source; the sixth attempt, even
+    // with the right response, is refused.
+    for _ in 0..5 {
+        let n = random_hex32();
+        let ch = challenge(9000, &n);
+        assert_eq!(attest(9000, &ch, &"11".repeat(20), &n, "alice").status, 401);
+    }
+    let n = random_hex32();
+    let ch = challenge(9000, &n);
+    let r = attest(
+        9000,
+        &ch,
+        &key.respond(ch["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(r.status, 401, "locked out");
+    let audit = String::from_utf8(app.cli(&["audit", "export"]).stdout).expect("utf-8");
+    assert!(audit.contains("\"auth.lockout\""), "lockout audited");
+}
+
+#[test]
+fn client_refusals_change_nothing() {
+    let app = Appliance::start("client-no");
+    let bank = app.enrol_client("bank-2", false);
+    let youth = app.enrol_client("youth-office", true);
+    let adult = 7300;
+    // Wrong HMAC.
+    let mut req = bank.request(adult, now(), &random_hex32());
+    req["authorizer"]["hmac"] = json!("00".repeat(32));
+    assert_eq!(app.post("/v1/attestation/create", &req).status, 401);
+    // Unknown client: the same 401.
+    let ghost = provii_e2e::world::IssuingParty {
+        id: "ghost".into(),
+        secret: vec![1; 32],
+    };
+    let r = app.post(
+        "/v1/attestation/create",
+        &ghost.request(adult, now(), &random_hex32()),
+    );
+    assert_eq!(
+        r.json(),
+        json!({"error": "authentication failed", "code": "UNAUTHORIZED"})
+    );
+    // Timestamp skew.
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &bank.request(adult, now() - 31, &random_hex32())
+        )
+        .status,
+        401
+    );
+    // Replayed auth nonce: the first succeeds, the replay is 409.
+    let nonce = random_hex32();
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &bank.request(adult, now(), &nonce)
+        )
+        .status,
+        201
+    );
+    let r = app.post(
+        "/v1/attestation/create",
+        &bank.request(adult, now(), &nonce),
+    );
+    assert_eq!((r.status, r.code().as_str()), (409, "CONFLICT"));
+    // Child guard: a ten-year-old, from an ordinary client (400) and from
+    // the one flagged for minors (201).
+    let child = (now() / 86_400 - 3653) as i32;
+    let r = app.post(
+        "/v1/attestation/create",
+        &bank.request(child, now(), &random_hex32()),
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "BAD_REQUEST"));
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &youth.request(child, now(), &random_hex32())
+        )
+        .status,
+        201
+    );
+    // Future and out-of-range dates of birth.
+    let future = (now() / 86_400 + 2) as i32;
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &bank.request(future, now(), &random_hex32())
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &bank.request(36_526, now(), &random_hex32())
+        )
+        .status,
+        400
+    );
+    // A nonce that is not 64 lowercase hex.
+    let mut req = bank.request(adult, now(), &random_hex32());
+    req["authorizer"]["nonce"] = json!(
+        req["authorizer"]["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_uppercase()
+    );
+    assert_eq!(app.post("/v1/attestation/create", &req).status, 400);
+    // A disabled client.
+    app.cli_json(&["clients", "disable", "bank-2"]);
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &bank.request(adult, now(), &random_hex32())
+        )
+        .status,
+        401
+    );
+}
+
+/// An attestation signed by someone else's Ed25519 key.
+fn forged_attestation(issuer_id: &str, dob: i32) -> String {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let fields = AttestationFields::new(
+        &DobDays::new(dob).expect("dob"),
+        issuer_id,
+        now() as u64,
+        rand::random(),
+        None,
+        None,
+    )
+    .expect("fields");
+    let sig = key.sign(&fields.digest()).to_bytes();
+    fields.with_signature(sig).to_base64url()
+}
+
+#[test]
+fn issuance_refusals_do_not_burn_the_attestation() {
+    let app = Appliance::start("issue-no");
+    let att = app.officer_attest(8000).json()["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let r = good_r_bits();
+    // Unknown issuer id: 403.
+    let resp = app.issue(&forged_attestation("other.gov", 8000), &r);
+    assert_eq!((resp.status, resp.code().as_str()), (403, "FORBIDDEN"));
+    // Forged signature with our issuer id: 401.
+    let resp = app.issue(&forged_attestation("dmv.example.gov", 8000), &r);
+    assert_eq!(resp.status, 401);
+    // The genuine attestation with our nonce but a forged signature: the
+    // nonce must not be burnt.
+    let genuine = provii_circuits::Attestation::from_base64url(&att).expect("parses");
+    let mut json: serde_json::Value = serde_json::from_str(&genuine.to_json()).expect("json");
+    json["signature"] = json!("00".repeat(64));
+    let forged_same_nonce = b64url_encode(json.to_string().as_bytes());
+    assert_eq!(app.issue(&forged_same_nonce, &r).status, 401);
+    // r_bits of the wrong length, with low entropy, not base64url.
+    assert_eq!(app.issue(&att, &r[..15]).status, 400);
+    assert_eq!(
+        app.issue(&att, &[1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
+            .status,
+        400
+    );
+    let resp = app.post(
+        "/v1/issuance/blind",
+        &json!({"attestation": att, "r_bits": "AAAA===="}),
+    );
+    assert_eq!(resp.status, 400);
+    let resp = app.post(
+        "/v1/issuance/blind",
+        &json!({"attestation": "!!", "r_bits": b64url_encode(&r)}),
+    );
+    assert_eq!(resp.status, 400);
+    let resp = app.post(
+        "/v1/issuance/blind",
+        &json!({"attestation": att, "r_bits": b64url_encode(&r), "validity_days": 36501}),
+    );
+    assert_eq!(resp.status, 400);
+    // After all that, the genuine attestation still issues, exactly once.
+    assert_eq!(app.issue(&att, &r).status, 200);
+    let again = app.issue(&att, &r);
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (409, "INVALID_STATE_TRANSITION")
+    );
+}
+
+#[test]
+fn request_rules() {
+    let app = Appliance::start("rules");
+    let r = http::request(
+        &app.addr,
+        "POST",
+        "/v1/challenge",
+        Some("text/plain"),
+        b"{}",
+    )
+    .expect("http");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (415, "UNSUPPORTED_MEDIA_TYPE")
+    );
+    let r = http::post_json(&app.addr, "/v1/challenge", "{not json").expect("http");
+    assert_eq!((r.status, r.code().as_str()), (400, "BAD_REQUEST"));
+    let r = http::post_json(
+        &app.addr,
+        "/v1/challenge",
+        r#"{"officer_id":"alice","extra":1}"#,
+    )
+    .expect("http");
+    assert_eq!(r.status, 400, "unknown fields are refused on challenge");
+    let big = format!("{{\"officer_id\":\"{}\"}}", "a".repeat(1 << 20));
+    let r = http::post_json(&app.addr, "/v1/challenge", &big).expect("http");
+    assert_eq!((r.status, r.code().as_str()), (413, "PAYLOAD_TOO_LARGE"));
+    let r = http::raw(&app.addr, b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n").expect("http");
+    assert_eq!((r.status, r.code().as_str()), (411, "LENGTH_REQUIRED"));
+    let r = app.get("/nope");
+    assert_eq!((r.status, r.code().as_str()), (404, "NOT_FOUND"));
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let r = app.get("/v1/jwks.json");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (308, Some("/.well-known/jwks.json"))
+    );
+    let j = app.get("/.well-known/jwks.json");
+    assert_eq!(j.header("cache-control"), Some("public, max-age=600"));
+    let etag = j.header("etag").expect("etag").to_owned();
+    let r = http::raw(&app.addr, format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n").as_bytes()).expect("http");
+    assert_eq!(r.status, 304);
+}
+
+#[test]
+fn concurrent_issuances_of_one_attestation_yield_exactly_one_credential() {
+    let app = Appliance::start("race");
+    let att = app.officer_attest(10000).json()["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| s.spawn(|| app.issue(&att, &good_r_bits()).status))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        31,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn audit_chain_verifies_and_detects_tampering_and_holds_no_personal_data() {
+    let mut app = Appliance::start("audit");
+    let dob = 12345;
+    let att = app.officer_attest(dob).json()["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let r = good_r_bits();
+    let issued = app.issue(&att, &r);
+    assert_eq!(issued.status, 200);
+    let c_bytes = issued.json()["credential"]["c_bytes"]
+        .as_str()
+        .expect("c")
+        .to_owned();
+    let ok = app.cli_json(&["audit", "verify"]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(ok["records"].as_u64().unwrap_or(0) >= 4);
+
+    // No date of birth (days or ISO), r_bits or commitment anywhere in the
+    // database, its WAL, or the log.
+    app.stop();
+    let mut haystack = Vec::new();
+    for name in ["state/appliance.db", "state/appliance.db-wal", "daemon.log"] {
+        if let Ok(bytes) = std::fs::read(app.dir.join(name)) {
+            haystack.extend(bytes);
+        }
+    }
+    // The haystack is real: the database holds the issuance's audit record.
+    assert!(
+        haystack.windows(17).any(|w| w == b"credential.issued"),
+        "database not read"
+    );
+    let c_raw = provii_circuits::encoding::b64url_decode(&c_bytes, "c").expect("b64");
+    let needles: Vec<Vec<u8>> = vec![
+        b"12345".to_vec(),
+        b"2003-10-20".to_vec(),
+        r.to_vec(),
+        hex_encode(&r).into_bytes(),
+        b64url_encode(&r).into_bytes(),
+        c_raw.clone(),
+        c_bytes.clone().into_bytes(),
+        hex_encode(&c_raw).into_bytes(),
+    ];
+    for n in &needles {
+        assert!(
+            !haystack.windows(n.len()).any(|w| w == n.as_slice()),
+            "found {:?} at rest",
+            String::from_utf8_lossy(n)
+        );
+    }
+
+    // Altering any one audit row breaks verification.
+    let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+        .expect("count");
+    drop(conn);
+    for seq in 1..=rows {
+        let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+        conn.execute(
+            "UPDATE audit_log SET detail = detail || ' ' WHERE seq = ?1",
+            [seq],
+        )
+        .expect("tamper");
+        drop(conn);
+        app.spawn();
+        let out = app.cli(&["--json", "audit", "verify"]);
+        assert!(
+            !out.status.success(),
+            "tampering with record {seq} went unnoticed"
+        );
+        app.stop();
+        let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+        conn.execute(
+            "UPDATE audit_log SET detail = rtrim(detail, ' ') WHERE seq = ?1",
+            [seq],
+        )
+        .expect("restore");
+    }
+    app.spawn();
+    assert_eq!(app.cli_json(&["audit", "verify"])["ok"], true);
+}
