@@ -77,7 +77,8 @@ pub struct OfficerPolicy {
     pub require_intent: bool,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
-    /// Failed officer authentications from one source address per hour.
+    /// Failed authentications (officer or client) from one source address
+    /// per hour before it is refused with 429.
     pub max_failures_per_source_per_hour: u32,
 }
 

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS attestation_nonces (nonce_hash BLOB PRIMARY KEY, expi
 CREATE TABLE IF NOT EXISTS officer_failures (
     officer_id TEXT NOT NULL, source_hash BLOB NOT NULL, failures INTEGER NOT NULL,
     locked_until INTEGER NOT NULL, PRIMARY KEY (officer_id, source_hash)) STRICT;
+CREATE TABLE IF NOT EXISTS source_failures (
+    source_hash TEXT PRIMARY KEY, window_start INTEGER NOT NULL, failures INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, severity TEXT NOT NULL,
     actor TEXT, source_hash TEXT, detail TEXT NOT NULL, mac BLOB NOT NULL) STRICT;

@@ -82,6 +82,51 @@ fn consume_auth_nonce(tx: &Transaction<'_>, nonce: &[u8; 32], now: i64) -> Resul
     Ok(())
 }
 
+const FAILURE_WINDOW: i64 = 3600;
+
+/// Refuses a source that has failed authentication `cap` times within the
+/// hour (429 with the time left in its window).
+fn check_source_cap(
+    c: &Connection,
+    hsm: &Hsm,
+    source: Option<IpAddr>,
+    cap: u32,
+    now: i64,
+) -> Result<(), AppError> {
+    let src = source_key(hsm, source)?;
+    let row: Option<(i64, i64)> = c
+        .query_row(
+            "SELECT window_start, failures FROM source_failures WHERE source_hash = ?1",
+            [&src],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((start, failures)) = row
+        && now - start < FAILURE_WINDOW
+        && failures >= i64::from(cap)
+    {
+        return Err(ApiError::rate_limited((start + FAILURE_WINDOW - now) as u64).into());
+    }
+    Ok(())
+}
+
+fn count_source_failure(
+    c: &Connection,
+    hsm: &Hsm,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<(), AppError> {
+    let src = source_key(hsm, source)?;
+    c.execute(
+        "INSERT INTO source_failures (source_hash, window_start, failures) VALUES (?1, ?2, 1)
+         ON CONFLICT(source_hash) DO UPDATE SET
+           failures = CASE WHEN ?2 - window_start >= ?3 THEN 1 ELSE failures + 1 END,
+           window_start = CASE WHEN ?2 - window_start >= ?3 THEN ?2 ELSE window_start END",
+        params![src, now, FAILURE_WINDOW],
+    )?;
+    Ok(())
+}
+
 fn auth_failure(
     conn: &mut Connection,
     hsm: &Hsm,
@@ -91,6 +136,7 @@ fn auth_failure(
     source: Option<IpAddr>,
     now: i64,
 ) -> Result<AppError, AppError> {
+    count_source_failure(conn, hsm, source, now)?;
     let event = Event::new("auth.failure", Severity::Warning)
         .actor(actor)
         .source(source)
@@ -124,6 +170,11 @@ pub async fn create(
     if i64::from(dob.expose()) > today {
         return Err(ApiError::bad_request("dob_days is in the future"));
     }
+    let cap = app.config.officers.max_failures_per_source_per_hour;
+    let hsm = app.hsm.clone();
+    app.db
+        .run(move |c| check_source_cap(c, &hsm, source, cap, now))
+        .await?;
     let authorised = match a.format.as_str() {
         "client" => {
             if a.challenge_id.is_some() {

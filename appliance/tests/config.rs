@@ -1,0 +1,87 @@
+//! Configuration: the documented example loads; mistakes name the key.
+
+use std::path::{Path, PathBuf};
+
+use provii_appliance::config::{Config, ConfigError};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load_text(text: &str) -> Result<Config, ConfigError> {
+    let dir = std::env::temp_dir().join(format!(
+        "provii-config-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("appliance.toml");
+    std::fs::write(&path, text).expect("write");
+    Config::load(&path)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+const MINIMAL: &str = "issuer_id = \"x.example\"\nstate_dir = \"state\"\n[http]\nlisten = \"127.0.0.1:1\"\n[hsm]\ntoken = { label = \"t\" }\npin = { env = \"P\" }\n";
+
+#[test]
+fn the_examples_load() {
+    for name in ["appliance.example.toml", "dev.toml"] {
+        let c = Config::load(&repo().join("config").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            c.state_dir.is_absolute(),
+            "{name}: relative paths resolve against the file"
+        );
+    }
+}
+
+#[test]
+fn defaults_follow_the_spec() {
+    let c = load_text(MINIMAL).expect("minimal config");
+    assert_eq!(c.issuance.validity_days, 7300);
+    assert!(c.officers.require_intent);
+    assert_eq!(
+        (c.officers.lockout_failures, c.officers.lockout_seconds),
+        (5, 900)
+    );
+}
+
+#[test]
+fn mistakes_name_the_key() {
+    let cases = [
+        (
+            MINIMAL.replace("[http]", "[issuance]\nvalidity_days = 0\n[http]"),
+            "issuance.validity_days",
+        ),
+        (
+            MINIMAL.replace("[http]", "[issuance]\nmax_validity_days = 36501\n[http]"),
+            "issuance.max_validity_days",
+        ),
+        (
+            MINIMAL.replace("[http]", "[rate_limits]\nglobal_per_second = 0\n[http]"),
+            "rate_limits.global_per_second",
+        ),
+        (MINIMAL.replace("x.example", ""), "issuer_id"),
+        (
+            MINIMAL.replace("[http]", "[officers]\nlockout_failures = 0\n[http]"),
+            "officers.lockout_failures",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = load_text(&text).expect_err(key).to_string();
+        assert!(err.contains(key), "{err}");
+    }
+    let err = load_text(&MINIMAL.replace("[http]", "colour = 1\n[http]"))
+        .expect_err("unknown key")
+        .to_string();
+    assert!(err.contains("colour"), "{err}");
+    let err = load_text(&MINIMAL.replace("listen = \"127.0.0.1:1\"", ""))
+        .expect_err("missing")
+        .to_string();
+    assert!(err.contains("listen"), "{err}");
+}
