@@ -507,7 +507,10 @@ fn audit_chain_verifies_and_detects_tampering_and_holds_no_personal_data() {
 
 #[test]
 fn a_source_that_keeps_failing_is_capped() {
-    let app = Appliance::start_with("source-cap", "[officers]\nmax_failures_per_source_per_hour = 3\n");
+    let app = Appliance::start_with(
+        "source-cap",
+        "[officers]\nmax_failures_per_source_per_hour = 3\n",
+    );
     let bank = app.enrol_client("bank-3", false);
     for _ in 0..3 {
         let mut req = bank.request(7300, now(), &random_hex32());
@@ -515,8 +518,14 @@ fn a_source_that_keeps_failing_is_capped() {
         assert_eq!(app.post("/v1/attestation/create", &req).status, 401);
     }
     // Now even a correct request from this address is refused for the hour.
-    let r = app.post("/v1/attestation/create", &bank.request(7300, now(), &random_hex32()));
+    let r = app.post(
+        "/v1/attestation/create",
+        &bank.request(7300, now(), &random_hex32()),
+    );
     assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMIT_EXCEEDED"));
-    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
     assert!((1..=3600).contains(&retry), "{retry}");
 }
