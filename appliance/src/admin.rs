@@ -65,49 +65,62 @@ async fn handle(app: Arc<App>, line: &str) -> Value {
     }
 }
 
-fn dispatch(app: &App, req: &Value) -> Result<Value, AppError> {
+fn dispatch(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
     let now = now();
-    let cmd = str_arg(req, "cmd")?;
-    let hsm = &app.hsm;
-    app.db.with(|c| match cmd {
+    let cmd = str_arg(req, "cmd")?.to_owned();
+    let arg = |key: &str| str_arg(req, key).map(str::to_owned);
+    let a = app.clone();
+    match cmd.as_str() {
         "officers.add" => {
-            let id = str_arg(req, "id")?;
-            let role = req.get("role").and_then(Value::as_str).unwrap_or("officer");
-            let secret = enrol::add_officer(c, hsm, id, role, ACTOR, now)?;
+            let id = arg("id")?;
+            let role = req.get("role").and_then(Value::as_str).unwrap_or("officer").to_owned();
+            let (i, r) = (id.clone(), role.clone());
+            let secret = app.db.write_blocking(move |c| enrol::add_officer(c, &a.hsm, &i, &r, ACTOR, now))?;
             let hex = hex_encode(&secret[..]);
             Ok(json!({"id": id, "role": role, "secret": hex, "program_yubikey": enrol::ykman_line(&hex)}))
         }
-        "officers.list" => list(c, "SELECT id, role, status, created_at FROM officers ORDER BY id", &["id", "role", "status", "created_at"]),
-        "officers.disable" => enrol::set_status(c, hsm, "officers", str_arg(req, "id")?, "disabled", ACTOR, now).map(|_| json!({})),
-        "officers.enable" => enrol::set_status(c, hsm, "officers", str_arg(req, "id")?, "active", ACTOR, now).map(|_| json!({})),
+        "officers.list" => app.db.read_blocking(|c| list(c, "SELECT id, role, status, created_at FROM officers ORDER BY id", &["id", "role", "status", "created_at"])),
+        "officers.disable" | "officers.enable" | "clients.disable" | "clients.enable" => {
+            let id = arg("id")?;
+            let (table, status) = match cmd.as_str() {
+                "officers.disable" => ("officers", "disabled"),
+                "officers.enable" => ("officers", "active"),
+                "clients.disable" => ("clients", "disabled"),
+                _ => ("clients", "active"),
+            };
+            app.db.write_blocking(move |c| enrol::set_status(c, &a.hsm, table, &id, status, ACTOR, now))?;
+            Ok(json!({}))
+        }
         "clients.add" => {
-            let id = str_arg(req, "id")?;
-            let name = req.get("display_name").and_then(Value::as_str).unwrap_or(id);
+            let id = arg("id")?;
+            let name = req.get("display_name").and_then(Value::as_str).unwrap_or(&id).to_owned();
             let minors = req.get("allow_under_18").and_then(Value::as_bool).unwrap_or(false);
-            let secret = enrol::add_client(c, hsm, id, name, minors, ACTOR, now)?;
+            let i = id.clone();
+            let secret = app.db.write_blocking(move |c| enrol::add_client(c, &a.hsm, &i, &name, minors, ACTOR, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..])}))
         }
-        "clients.list" => list(
-            c,
-            "SELECT id, display_name, status, allow_under_18, secret_generation, created_at FROM clients ORDER BY id",
-            &["id", "display_name", "status", "allow_under_18", "secret_generation", "created_at"],
-        ),
-        "clients.disable" => enrol::set_status(c, hsm, "clients", str_arg(req, "id")?, "disabled", ACTOR, now).map(|_| json!({})),
-        "clients.enable" => enrol::set_status(c, hsm, "clients", str_arg(req, "id")?, "active", ACTOR, now).map(|_| json!({})),
+        "clients.list" => app.db.read_blocking(|c| {
+            list(
+                c,
+                "SELECT id, display_name, status, allow_under_18, secret_generation, created_at FROM clients ORDER BY id",
+                &["id", "display_name", "status", "allow_under_18", "secret_generation", "created_at"],
+            )
+        }),
         "clients.rotate-secret" => {
-            let id = str_arg(req, "id")?;
+            let id = arg("id")?;
             let overlap = req.get("overlap_seconds").and_then(Value::as_i64).unwrap_or(86_400).clamp(0, 30 * 86_400);
-            let secret = enrol::rotate_client_secret(c, hsm, id, overlap, ACTOR, now)?;
+            let i = id.clone();
+            let secret = app.db.write_blocking(move |c| enrol::rotate_client_secret(c, &a.hsm, &i, overlap, ACTOR, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..]), "previous_valid_for_seconds": overlap}))
         }
-        "audit.verify" => Ok(serde_json::to_value(audit::verify(c, hsm)?).unwrap_or(Value::Null)),
-        "audit.export" => {
+        "audit.verify" => app.db.read_blocking(|c| Ok(serde_json::to_value(audit::verify(c, &app.hsm)?).unwrap_or(Value::Null))),
+        "audit.export" => app.db.read_blocking(|c| {
             let mut out = Vec::new();
             audit::export(c, &mut out)?;
             Ok(json!({"jsonl": String::from_utf8_lossy(&out)}))
-        }
+        }),
         other => Err(ApiError::bad_request(format!("unknown command {other:?}")).into()),
-    })
+    }
 }
 
 fn list(c: &rusqlite::Connection, sql: &str, columns: &[&str]) -> Result<Value, AppError> {

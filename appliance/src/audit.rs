@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use provii_hsm::{Hsm, ObjectLabel};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,7 +45,8 @@ pub struct Event {
     pub kind: &'static str,
     pub severity: Severity,
     pub actor: Option<String>,
-    pub source: Option<IpAddr>,
+    /// The HSM-keyed HMAC of the source address ([`source_hash`]).
+    pub source: Option<String>,
     /// Non-personal details only (ids, kids, validity, reasons).
     pub detail: Value,
 }
@@ -64,8 +65,8 @@ impl Event {
         self.actor = Some(actor.into());
         self
     }
-    pub fn source(mut self, source: Option<IpAddr>) -> Self {
-        self.source = source;
+    pub fn source(mut self, source_hash: Option<String>) -> Self {
+        self.source = source_hash;
         self
     }
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -147,10 +148,10 @@ fn last_mac(conn: &Connection) -> Result<(i64, Vec<u8>), AppError> {
     Ok(anchor.unwrap_or((0, vec![0u8; 32])))
 }
 
-/// Appends `event` inside the caller's transaction, so the record commits
+/// Appends `event` inside the caller's database job, so the record commits
 /// (or not) with the state change it describes.
-pub fn append(tx: &Transaction<'_>, hsm: &Hsm, event: &Event, now: i64) -> Result<(), AppError> {
-    let source = event.source.map(|a| source_hash(hsm, a)).transpose()?;
+pub fn append(tx: &Connection, hsm: &Hsm, event: &Event, now: i64) -> Result<(), AppError> {
+    let source = event.source.as_deref();
     let detail = event.detail.to_string();
     let (prev_seq, prev_mac) = last_mac(tx)?;
     let seq = prev_seq + 1;
@@ -160,7 +161,7 @@ pub fn append(tx: &Transaction<'_>, hsm: &Hsm, event: &Event, now: i64) -> Resul
         kind: event.kind,
         severity: event.severity.as_str(),
         actor: event.actor.as_deref(),
-        source: source.as_deref(),
+        source,
         detail: &detail,
     };
     let input = record.mac_input(&prev_mac);
@@ -169,14 +170,6 @@ pub fn append(tx: &Transaction<'_>, hsm: &Hsm, event: &Event, now: i64) -> Resul
         "INSERT INTO audit_log (seq, ts, event, severity, actor, source_hash, detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![seq, now, event.kind, event.severity.as_str(), event.actor, source, detail, mac.to_vec()],
     )?;
-    Ok(())
-}
-
-/// Appends in a transaction of its own.
-pub fn record(conn: &mut Connection, hsm: &Hsm, event: &Event, now: i64) -> Result<(), AppError> {
-    let tx = conn.transaction()?;
-    append(&tx, hsm, event, now)?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -245,10 +238,9 @@ pub fn verify(conn: &Connection, hsm: &Hsm) -> Result<VerifyReport, AppError> {
 /// Deletes records past retention (90 days; 365 for critical events), but
 /// only a contiguous prefix of the chain, and records the last deleted MAC
 /// as the new anchor so the rest verifies.
-pub fn purge(conn: &mut Connection, now: i64) -> Result<u64, AppError> {
+pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
     let normal_cutoff = now - RETENTION_DAYS * 86_400;
     let critical_cutoff = now - CRITICAL_RETENTION_DAYS * 86_400;
-    let tx = conn.transaction()?;
     // The first record that must stay bounds the purge.
     let keep_from: Option<i64> = tx
         .query_row(
@@ -281,7 +273,6 @@ pub fn purge(conn: &mut Connection, now: i64) -> Result<u64, AppError> {
          ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, purged_at = excluded.purged_at",
         params![seq, mac, now],
     )?;
-    tx.commit()?;
     Ok(n as u64)
 }
 

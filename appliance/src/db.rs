@@ -1,6 +1,7 @@
 //! SQLite state: one file, WAL, `synchronous = FULL` so a commit that
 //! returned is on disk before a response leaves (a consumed nonce survives
-//! `kill -9` and power loss). `secure_delete` overwrites deleted rows.
+//! `kill -9` and power loss), with group commit to pay one `fsync` per batch.
+//! `secure_delete` overwrites deleted rows.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,44 +43,159 @@ CREATE TABLE IF NOT EXISTS audit_anchor (
     purged_at INTEGER NOT NULL) STRICT;
 "#;
 
-/// One connection behind a mutex; every use runs on a blocking thread.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// Most jobs one commit carries.
+const MAX_BATCH: usize = 512;
+
+/// The database: one writer thread that commits queued jobs in batches
+/// (group commit: one `fsync` for many requests) and a read connection.
+///
+/// A job runs inside a SAVEPOINT of the batch's transaction. If it returns
+/// an [`AppError::Api`] (a refusal the protocol defines, such as a replay or a
+/// failed authentication) its writes are kept, because they are the record of
+/// that refusal; any other error rolls its writes back. Either way the
+/// caller hears back only after the batch has committed, so what it was told
+/// is on disk.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    read: Arc<Mutex<Connection>>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, AppError> {
+    let conn = Connection::open(path)
+        .map_err(|e| AppError::Storage(format!("open {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(conn)
 }
 
 impl Db {
     pub fn open(path: &Path) -> Result<Self, AppError> {
-        let conn = Connection::open(path)
-            .map_err(|e| AppError::Storage(format!("open {}: {e}", path.display())))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;",
-        )?;
-        conn.execute_batch(SCHEMA)?;
+        let writer = open_connection(path)?;
+        writer.execute_batch(SCHEMA)?;
+        let read = open_connection(path)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| AppError::Internal(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            jobs,
+            read: Arc::new(Mutex::new(read)),
         })
     }
 
-    /// Runs `f` with the connection (blocking).
-    pub fn with<T>(
+    fn submit<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, AppError>,
-    ) -> Result<T, AppError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn)
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+        reply: impl FnOnce(Result<T, AppError>) + Send + 'static,
+    ) -> Result<(), AppError> {
+        let job: Job = Box::new(move |conn| {
+            let result = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => {
+                    let result = f(conn);
+                    let keep = matches!(result, Ok(_) | Err(AppError::Api(_)));
+                    let end = if keep {
+                        "RELEASE job"
+                    } else {
+                        "ROLLBACK TO job; RELEASE job"
+                    };
+                    match conn.execute_batch(end) {
+                        Ok(()) => result,
+                        Err(e) => Err(AppError::from(e)),
+                    }
+                }
+                Err(e) => Err(AppError::from(e)),
+            };
+            Box::new(move |commit: Result<(), String>| {
+                reply(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(AppError::Storage(format!("commit failed: {e}"))),
+                })
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| AppError::Storage("the database writer has stopped".into()))
     }
 
-    /// Runs `f` on a blocking thread.
-    pub async fn run<T: Send + 'static>(
+    /// Runs `f` in the writer's next batch and waits for its commit.
+    pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, AppError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await
+            .map_err(|_| AppError::Storage("the database writer dropped a job".into()))?
+    }
+
+    /// [`Db::write`] for code outside the async runtime.
+    pub fn write_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv()
+            .map_err(|_| AppError::Storage("the database writer dropped a job".into()))?
+    }
+
+    /// Runs `f` on the read connection (blocking); sees committed data.
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    /// Runs `f` on the read connection from async code.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
+        tokio::task::spawn_blocking(move || db.read_blocking(f))
             .await
             .map_err(|e| AppError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Without a batch transaction each job's savepoint commits alone.
+            tracing::warn!(error = %e, "cannot begin a batch; committing jobs one by one");
+            for job in batch {
+                job(&conn)(Ok(()));
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions {
+            done(commit.clone());
+        }
     }
 }
 

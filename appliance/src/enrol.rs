@@ -23,7 +23,7 @@ pub fn ykman_line(secret_hex: &str) -> String {
 }
 
 pub fn add_officer(
-    c: &mut Connection,
+    c: &Connection,
     hsm: &Hsm,
     id: &str,
     role: &str,
@@ -47,13 +47,12 @@ pub fn add_officer(
     let secret = fresh_secret::<20>(hsm)?;
     let label = ObjectLabel::officer(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
     hsm.import_secret(&label, SecretKind::OfficerYubiKey, &secret[..])?;
-    let tx = c.transaction()?;
-    tx.execute(
+    c.execute(
         "INSERT INTO officers (id, role, status, secret_generation, created_at) VALUES (?1, ?2, 'active', 1, ?3)",
         params![id, role, now],
     )?;
     audit::append(
-        &tx,
+        c,
         hsm,
         &Event::new("officer.added", Severity::Critical)
             .actor(actor)
@@ -61,12 +60,11 @@ pub fn add_officer(
             .detail("role", role),
         now,
     )?;
-    tx.commit()?;
     Ok(secret)
 }
 
 pub fn add_client(
-    c: &mut Connection,
+    c: &Connection,
     hsm: &Hsm,
     id: &str,
     display_name: &str,
@@ -86,8 +84,7 @@ pub fn add_client(
     let secret = fresh_secret::<32>(hsm)?;
     let label = ObjectLabel::client(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
     hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
-    let tx = c.transaction()?;
-    tx.execute(
+    c.execute(
         "INSERT INTO clients (id, display_name, status, allow_under_18, secret_generation, created_at) VALUES (?1, ?2, 'active', ?3, 1, ?4)",
         params![id, display_name, allow_under_18 as i64, now],
     )?;
@@ -95,14 +92,13 @@ pub fn add_client(
         .actor(actor)
         .detail("client", id)
         .detail("allow_under_18", allow_under_18);
-    audit::append(&tx, hsm, &event, now)?;
-    tx.commit()?;
+    audit::append(c, hsm, &event, now)?;
     Ok(secret)
 }
 
 /// A new secret generation; the previous one keeps working for `overlap` s.
 pub fn rotate_client_secret(
-    c: &mut Connection,
+    c: &Connection,
     hsm: &Hsm,
     id: &str,
     overlap: i64,
@@ -122,8 +118,7 @@ pub fn rotate_client_secret(
     let label =
         ObjectLabel::client(id, next as u32).map_err(|e| AppError::Internal(e.to_string()))?;
     hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
-    let tx = c.transaction()?;
-    tx.execute(
+    c.execute(
         "UPDATE clients SET secret_generation = ?2, previous_generation = ?3, previous_valid_until = ?4 WHERE id = ?1",
         params![id, next, generation, now + overlap],
     )?;
@@ -131,14 +126,13 @@ pub fn rotate_client_secret(
         .actor(actor)
         .detail("client", id)
         .detail("overlap_seconds", overlap);
-    audit::append(&tx, hsm, &event, now)?;
-    tx.commit()?;
+    audit::append(c, hsm, &event, now)?;
     Ok(secret)
 }
 
 /// Sets an officer's or client's status; `table` is a fixed name.
 pub fn set_status(
-    c: &mut Connection,
+    c: &Connection,
     hsm: &Hsm,
     table: &'static str,
     id: &str,
@@ -146,12 +140,11 @@ pub fn set_status(
     actor: &str,
     now: i64,
 ) -> Result<(), AppError> {
-    let tx = c.transaction()?;
     let sql = match table {
         "officers" => "UPDATE officers SET status = ?2 WHERE id = ?1",
         _ => "UPDATE clients SET status = ?2 WHERE id = ?1",
     };
-    if tx.execute(sql, params![id, status])? == 0 {
+    if c.execute(sql, params![id, status])? == 0 {
         return Err(ApiError::not_found().into());
     }
     let kind = if table == "officers" {
@@ -160,7 +153,7 @@ pub fn set_status(
         "client.status"
     };
     audit::append(
-        &tx,
+        c,
         hsm,
         &Event::new(kind, Severity::Critical)
             .actor(actor)
@@ -168,6 +161,5 @@ pub fn set_status(
             .detail("status", status),
         now,
     )?;
-    tx.commit()?;
     Ok(())
 }

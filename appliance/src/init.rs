@@ -53,7 +53,7 @@ pub fn init(config: &Config, officer_id: &str) -> Result<Initialised, AppError> 
         .map_err(|e| AppError::Internal(format!("create {}: {e}", config.state_dir.display())))?;
     let db = Db::open(&config.db_path())?;
     let _ = std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600));
-    if db.with(|c| meta_get(c, "initialized"))?.is_some() {
+    if db.read_blocking(|c| meta_get(c, "initialized"))?.is_some() {
         return Err(AppError::Refused(format!(
             "{} is already initialised; refusing to touch it (use a fresh state_dir for a new appliance)",
             config.state_dir.display()
@@ -75,24 +75,33 @@ pub fn init(config: &Config, officer_id: &str) -> Result<Initialised, AppError> 
     hsm.create_mac_key(&audit::address_key())?;
     let kid = kid_for(now)?;
     let sealed = hsm.generate_signing_key(&kek, &kid)?;
-    db.with(|c| {
-        let tx = c.transaction()?;
+    let (h, cfg_issuer, kid_s, kek_s, attest_s) = (
+        hsm.clone(),
+        config.issuer_id.clone(),
+        kid.as_str().to_owned(),
+        kek.as_str().to_owned(),
+        attest.as_str().to_owned(),
+    );
+    let (vk_bytes, sealed_bytes) = (
+        sealed.verifying_key.to_bytes().to_vec(),
+        sealed.blob.to_bytes(),
+    );
+    db.write_blocking(move |tx| {
         tx.execute(
             "INSERT INTO attestation_keys (label, public_key, state, created_at) VALUES (?1, ?2, 'current', ?3)",
-            params![attest.as_str(), attest_public.to_vec(), now],
+            params![attest_s, attest_public.to_vec(), now],
         )?;
         tx.execute(
             "INSERT INTO signing_keys (kid, verifying_key, sealed, kek, state, created_at, activated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
-            params![kid.as_str(), sealed.verifying_key.to_bytes().to_vec(), sealed.blob.to_bytes(), kek.as_str(), now],
+            params![kid_s, vk_bytes, sealed_bytes, kek_s, now],
         )?;
-        tx.execute("INSERT INTO meta (key, value) VALUES ('initialized', ?1), ('issuer_id', ?2)", params![now.to_string(), config.issuer_id])?;
-        let event = Event::new("appliance.initialized", Severity::Critical).detail("kid", kid.as_str()).detail("issuer_id", config.issuer_id.as_str());
-        audit::append(&tx, &hsm, &event, now)?;
-        tx.commit()?;
-        Ok(())
+        tx.execute("INSERT INTO meta (key, value) VALUES ('initialized', ?1), ('issuer_id', ?2)", params![now.to_string(), cfg_issuer])?;
+        let event = Event::new("appliance.initialized", Severity::Critical).detail("kid", kid_s.as_str()).detail("issuer_id", cfg_issuer.as_str());
+        audit::append(tx, &h, &event, now)
     })?;
-    let officer_secret =
-        db.with(|c| enrol::add_officer(c, &hsm, officer_id, "super_admin", "init", now))?;
+    let (h, officer) = (hsm.clone(), officer_id.to_owned());
+    let officer_secret = db
+        .write_blocking(move |c| enrol::add_officer(c, &h, &officer, "super_admin", "init", now))?;
     Ok(Initialised {
         officer_id: officer_id.to_owned(),
         officer_secret,

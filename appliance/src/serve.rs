@@ -14,7 +14,7 @@ use crate::{admin, api, audit};
 
 pub async fn serve(config: Config) -> Result<(), AppError> {
     let db = Db::open(&config.db_path())?;
-    if db.with(|c| meta_get(c, "initialized"))?.is_none() {
+    if db.read_blocking(|c| meta_get(c, "initialized"))?.is_none() {
         return Err(AppError::Refused(format!(
             "{} is not initialised; run `provii-appliance init --config …` first",
             config.state_dir.display()
@@ -75,7 +75,7 @@ async fn housekeeping(app: Arc<App>) {
         let purge_audit = minutes % 60 == 1;
         let result = app
             .db
-            .run(move |c| {
+            .write(move |c| {
                 let t = now();
                 c.execute("DELETE FROM challenges WHERE expires_at < ?1", [t])?;
                 c.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [t])?;

@@ -1,7 +1,9 @@
 //! What every request shares: configuration, HSM, database, limits, and
 //! the keys in service (reloaded from the database when they change).
 
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use provii_circuits::{AttestationVerifyingKey, Kid, VerifyingKey};
@@ -55,7 +57,11 @@ pub struct App {
     pub db: Db,
     pub limits: RateLimits,
     keys: RwLock<KeySet>,
+    /// Source address → its HSM-keyed HMAC; bounded.
+    source_hashes: Mutex<HashMap<IpAddr, String>>,
 }
+
+const SOURCE_HASH_CACHE: usize = 10_000;
 
 fn bad_row(what: &str) -> AppError {
     AppError::Storage(format!("stored {what} is corrupt"))
@@ -130,7 +136,7 @@ fn kek_label(s: &str) -> Option<ObjectLabel> {
 
 impl App {
     pub fn new(config: Config, hsm: Hsm, db: Db) -> Result<Self, AppError> {
-        let keys = db.with(|c| load_keys(c))?;
+        let keys = db.read_blocking(load_keys)?;
         let limits = RateLimits::new(&config.rate_limits);
         Ok(Self {
             config,
@@ -138,6 +144,7 @@ impl App {
             db,
             limits,
             keys: RwLock::new(keys),
+            source_hashes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -145,8 +152,28 @@ impl App {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The audit form of a source address (blocking: the HSM on a miss).
+    pub fn source_hash(&self, source: Option<IpAddr>) -> Result<Option<String>, AppError> {
+        let Some(ip) = source else { return Ok(None) };
+        if let Some(h) = self
+            .source_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+        {
+            return Ok(Some(h.clone()));
+        }
+        let h = crate::audit::source_hash(&self.hsm, ip)?;
+        let mut cache = self.source_hashes.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= SOURCE_HASH_CACHE {
+            cache.clear();
+        }
+        cache.insert(ip, h.clone());
+        Ok(Some(h))
+    }
+
     pub fn reload_keys(&self) -> Result<(), AppError> {
-        let keys = self.db.with(|c| load_keys(c))?;
+        let keys = self.db.read_blocking(load_keys)?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         Ok(())
     }

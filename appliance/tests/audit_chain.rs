@@ -2,16 +2,16 @@
 //! any change breaks it, and retention purges a prefix while what remains
 //! still verifies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use provii_appliance::audit::{self, Event, Severity};
+use provii_appliance::audit::{self, Event, Severity, VerifyReport};
 use provii_appliance::db::Db;
 use provii_hsm::{Hsm, HsmConfig, PinSource, SOFTHSM_MODULE, TokenSelector};
 
 const DAY: i64 = 86_400;
 
-fn setup(name: &str) -> (Hsm, Db) {
+fn setup(name: &str) -> (Hsm, Db, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
@@ -27,12 +27,12 @@ fn setup(name: &str) -> (Hsm, Db) {
         .expect("softhsm/token.sh")
         .success();
     assert!(ok);
-    let hsm = Hsm::open(HsmConfig::new(
+    let config = HsmConfig::new(
         SOFTHSM_MODULE,
         TokenSelector::Label(label.clone()),
         PinSource::File(dir.join("user-pin")),
-    ))
-    .expect("open token");
+    );
+    let hsm = Hsm::open(config).expect("open token");
     hsm.create_mac_key(&audit::audit_key()).expect("audit key");
     hsm.create_mac_key(&audit::address_key())
         .expect("address key");
@@ -40,12 +40,31 @@ fn setup(name: &str) -> (Hsm, Db) {
     std::fs::create_dir_all(&db_dir).expect("dir");
     let db_path = db_dir.join(format!("{label}.db"));
     let _ = std::fs::remove_file(&db_path);
-    (hsm, Db::open(&db_path).expect("db"))
+    let db = Db::open(&db_path).expect("db");
+    (hsm, db, db_path)
+}
+
+fn append(db: &Db, hsm: &Hsm, event: Event, ts: i64) {
+    let hsm = hsm.clone();
+    db.write_blocking(move |c| audit::append(c, &hsm, &event, ts))
+        .expect("append");
+}
+
+fn verify(db: &Db, hsm: &Hsm) -> VerifyReport {
+    db.read_blocking(|c| audit::verify(c, hsm)).expect("verify")
+}
+
+/// Applies `sql` through a connection of its own, verifies, rolls back.
+fn verify_tampered(db_path: &Path, hsm: &Hsm, sql: &str) -> VerifyReport {
+    let mut conn = rusqlite::Connection::open(db_path).expect("db");
+    let tx = conn.transaction().expect("tx");
+    tx.execute(sql, []).expect("tamper");
+    audit::verify(&tx, hsm).expect("verify")
 }
 
 #[test]
 fn chain_verification_retention_and_tampering() {
-    let (hsm, db) = setup("audit");
+    let (hsm, db, db_path) = setup("audit");
     let now = 1_800_000_000;
     let events = [
         (now - 400 * DAY, Severity::Critical), // 1: past even critical retention
@@ -56,44 +75,31 @@ fn chain_verification_retention_and_tampering() {
         (now - 10 * DAY, Severity::Info),      // 6
         (now, Severity::Info),                 // 7
     ];
-    db.with(|c| {
-        for (i, (ts, severity)) in events.iter().enumerate() {
-            let e = Event::new("test.event", *severity)
+    let source = audit::source_hash(&hsm, "192.0.2.7".parse().expect("ip")).expect("source hash");
+    assert!(source.len() == 32 && !source.contains("192"));
+    for (i, (ts, severity)) in events.iter().enumerate() {
+        append(
+            &db,
+            &hsm,
+            Event::new("test.event", *severity)
                 .actor("tester")
-                .source(Some("192.0.2.7".parse().expect("ip")))
-                .detail("n", i);
-            audit::record(c, &hsm, &e, *ts)?;
-        }
-        Ok(())
-    })
-    .expect("append");
-
-    let report = db.with(|c| audit::verify(c, &hsm)).expect("verify");
+                .source(Some(source.clone()))
+                .detail("n", i),
+            *ts,
+        );
+    }
+    let report = verify(&db, &hsm);
     assert!(report.ok);
     assert_eq!(report.records, 7);
 
-    // The source address is only ever stored as an HSM-keyed HMAC.
-    let sources: Vec<String> = db
-        .with(|c| {
-            let mut s = c.prepare("SELECT source_hash FROM audit_log")?;
-            let rows = s
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .expect("sources");
-    assert!(
-        sources
-            .iter()
-            .all(|s| s.len() == 32 && !s.contains("192.0.2.7"))
-    );
-
-    let purged = db.with(|c| audit::purge(c, now)).expect("purge");
+    let purged = db
+        .write_blocking(move |c| audit::purge(c, now))
+        .expect("purge");
     assert_eq!(
         purged, 3,
         "a contiguous prefix up to the first record that must stay"
     );
-    let report = db.with(|c| audit::verify(c, &hsm)).expect("verify");
+    let report = verify(&db, &hsm);
     assert!(report.ok, "what remains verifies from the anchor");
     assert_eq!(
         (report.records, report.first_seq, report.last_seq),
@@ -101,9 +107,8 @@ fn chain_verification_retention_and_tampering() {
     );
 
     // New records chain on after the purge.
-    db.with(|c| audit::record(c, &hsm, &Event::new("test.after", Severity::Info), now + 1))
-        .expect("append");
-    assert!(db.with(|c| audit::verify(c, &hsm)).expect("verify").ok);
+    append(&db, &hsm, Event::new("test.after", Severity::Info), now + 1);
+    assert!(verify(&db, &hsm).ok);
 
     // Changing any field of any record breaks the chain at that record.
     for (column, value) in [
@@ -114,18 +119,11 @@ fn chain_verification_retention_and_tampering() {
         ("severity", "'warning'"),
     ] {
         for seq in 4..=8 {
-            let broken = db
-                .with(|c| {
-                    let tx = c.transaction()?;
-                    tx.execute(
-                        &format!("UPDATE audit_log SET {column} = {value} WHERE seq = ?1"),
-                        [seq],
-                    )?;
-                    let report = audit::verify(&tx, &hsm)?;
-                    drop(tx); // roll back
-                    Ok(report)
-                })
-                .expect("verify");
+            let broken = verify_tampered(
+                &db_path,
+                &hsm,
+                &format!("UPDATE audit_log SET {column} = {value} WHERE seq = {seq}"),
+            );
             assert_eq!(
                 (broken.ok, broken.broken_at),
                 (false, Some(seq)),
@@ -134,14 +132,7 @@ fn chain_verification_retention_and_tampering() {
         }
     }
     // Removing a record in the middle breaks the sequence.
-    let gap = db
-        .with(|c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM audit_log WHERE seq = 6", [])?;
-            let r = audit::verify(&tx, &hsm)?;
-            drop(tx);
-            Ok(r)
-        })
-        .expect("verify");
+    let gap = verify_tampered(&db_path, &hsm, "DELETE FROM audit_log WHERE seq = 6");
     assert_eq!((gap.ok, gap.broken_at), (false, Some(7)));
+    assert!(verify(&db, &hsm).ok, "the tampering was rolled back");
 }

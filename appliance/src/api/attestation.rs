@@ -2,8 +2,11 @@
 //! over the canonical string) or an officer (YubiKey HMAC-SHA1 over a
 //! challenge) asks for an Ed25519 attestation of a date of birth. Every
 //! secret check happens inside the HSM.
+//!
+//! Client requests are checked and signed on blocking threads in parallel;
+//! only the nonce consumption and audit records go through the database
+//! writer, and the attestation is released after they commit.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,10 +14,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use provii_circuits::client_auth::{client_canonical_string, validate_key_id};
 use provii_circuits::encoding::{hex_decode, hex_decode_array};
-use provii_circuits::{AttestationFields, DobDays};
-use provii_hsm::{Hsm, ObjectLabel};
+use provii_circuits::{Attestation, AttestationFields, DobDays};
+use provii_hsm::ObjectLabel;
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -31,6 +34,7 @@ const REQUEST_SKEW: i64 = 30;
 const AUTH_NONCE_TTL: i64 = 300;
 const ADULT_DAYS: i64 = 6574;
 const ATTESTATION_LIFETIME: i64 = 3600;
+const FAILURE_WINDOW: i64 = 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,10 +60,13 @@ impl Drop for AttestationRequest {
     }
 }
 
-/// Who authenticated, for the attestation's audit record.
-struct Authorised {
-    actor: String,
-    format: &'static str,
+/// What the request asks, validated, for the blocking part of the flow.
+struct Attempt {
+    key_id: String,
+    dob: DobDays,
+    nonce: [u8; 32],
+    source: Option<String>,
+    now: i64,
 }
 
 fn nonce_hash(nonce: &[u8; 32]) -> Vec<u8> {
@@ -69,10 +76,10 @@ fn nonce_hash(nonce: &[u8; 32]) -> Vec<u8> {
         .to_vec()
 }
 
-/// Consumes an authorizer nonce (single use for 300 s), inside `tx`.
-fn consume_auth_nonce(tx: &Transaction<'_>, nonce: &[u8; 32], now: i64) -> Result<(), AppError> {
-    tx.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [now])?;
-    let inserted = tx.execute(
+/// Consumes an authorizer nonce (single use for 300 s) in a writer job.
+fn consume_auth_nonce(c: &Connection, nonce: &[u8; 32], now: i64) -> Result<(), AppError> {
+    c.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [now])?;
+    let inserted = c.execute(
         "INSERT INTO auth_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![nonce_hash(nonce), now + AUTH_NONCE_TTL],
     )?;
@@ -82,22 +89,18 @@ fn consume_auth_nonce(tx: &Transaction<'_>, nonce: &[u8; 32], now: i64) -> Resul
     Ok(())
 }
 
-const FAILURE_WINDOW: i64 = 3600;
-
-/// Refuses a source that has failed authentication `cap` times within the
-/// hour (429 with the time left in its window).
+/// Refuses a source that failed authentication `cap` times within the hour.
 fn check_source_cap(
     c: &Connection,
-    hsm: &Hsm,
-    source: Option<IpAddr>,
+    source: &Option<String>,
     cap: u32,
     now: i64,
 ) -> Result<(), AppError> {
-    let src = source_key(hsm, source)?;
+    let Some(src) = source else { return Ok(()) };
     let row: Option<(i64, i64)> = c
         .query_row(
             "SELECT window_start, failures FROM source_failures WHERE source_hash = ?1",
-            [&src],
+            [src],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -110,13 +113,8 @@ fn check_source_cap(
     Ok(())
 }
 
-fn count_source_failure(
-    c: &Connection,
-    hsm: &Hsm,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<(), AppError> {
-    let src = source_key(hsm, source)?;
+fn count_source_failure(c: &Connection, source: &Option<String>, now: i64) -> Result<(), AppError> {
+    let Some(src) = source else { return Ok(()) };
     c.execute(
         "INSERT INTO source_failures (source_hash, window_start, failures) VALUES (?1, ?2, 1)
          ON CONFLICT(source_hash) DO UPDATE SET
@@ -127,23 +125,43 @@ fn count_source_failure(
     Ok(())
 }
 
+/// Inside a writer job: counts the failure, audits it, answers 401. The
+/// `ApiError` keeps the job's writes.
 fn auth_failure(
-    conn: &mut Connection,
-    hsm: &Hsm,
+    c: &Connection,
+    app: &App,
     actor: &str,
     format: &str,
     reason: &'static str,
-    source: Option<IpAddr>,
+    source: &Option<String>,
     now: i64,
-) -> Result<AppError, AppError> {
-    count_source_failure(conn, hsm, source, now)?;
+) -> Result<(), AppError> {
+    count_source_failure(c, source, now)?;
     let event = Event::new("auth.failure", Severity::Warning)
         .actor(actor)
-        .source(source)
+        .source(source.clone())
         .detail("format", format)
         .detail("reason", reason);
-    audit::record(conn, hsm, &event, now)?;
-    Ok(ApiError::unauthorized().into())
+    audit::append(c, &app.hsm, &event, now)?;
+    Err(ApiError::unauthorized().into())
+}
+
+fn refuse(
+    app: &Arc<App>,
+    actor: &str,
+    format: &'static str,
+    reason: &'static str,
+    source: &Option<String>,
+    now: i64,
+) -> AppError {
+    let (a, actor, source) = (app.clone(), actor.to_owned(), source.clone());
+    match app
+        .db
+        .write_blocking(move |c| auth_failure(c, &a, &actor, format, reason, &source, now))
+    {
+        Err(e) => e,
+        Ok(()) => ApiError::unauthorized().into(),
+    }
 }
 
 pub async fn create(
@@ -166,116 +184,59 @@ pub async fn create(
     }
     let dob = DobDays::new(req.dob_days)
         .map_err(|_| ApiError::bad_request("dob_days is outside [-36525, 36525]"))?;
-    let today = now / 86_400;
-    if i64::from(dob.expose()) > today {
+    if i64::from(dob.expose()) > now / 86_400 {
         return Err(ApiError::bad_request("dob_days is in the future"));
     }
-    let cap = app.config.officers.max_failures_per_source_per_hour;
-    let hsm = app.hsm.clone();
-    app.db
-        .run(move |c| check_source_cap(c, &hsm, source, cap, now))
-        .await?;
-    let authorised = match a.format.as_str() {
-        "client" => {
-            if a.challenge_id.is_some() {
-                return Err(ApiError::bad_request(
-                    "authorizer.challengeId is only for officers",
-                ));
-            }
-            app.limits
-                .client(&a.key_id)
-                .map_err(|l| ApiError::rate_limited(l.retry_after))?;
-            let mac = hex_decode(&a.hmac, "hmac")
-                .map_err(|_| ApiError::bad_request("authorizer.hmac must be lowercase hex"))?;
-            let canonical =
-                client_canonical_string(a.timestamp as u64, dob.expose(), &a.key_id, &a.nonce)
-                    .map_err(|_| ApiError::bad_request("invalid authorizer"))?;
-            let (hsm, key_id, age_days) = (
-                app.hsm.clone(),
-                a.key_id.clone(),
-                today - i64::from(dob.expose()),
-            );
-            app.db
-                .run(move |c| {
-                    client_auth(
-                        c,
-                        &hsm,
-                        &key_id,
-                        canonical.as_bytes(),
-                        &mac,
-                        &nonce,
-                        age_days,
-                        source,
-                        now,
-                    )
-                })
-                .await?
-        }
-        "yubikey" => {
-            let challenge_id = a.challenge_id.clone().ok_or_else(|| {
-                ApiError::bad_request("authorizer.challengeId is required for officers")
-            })?;
-            app.limits
-                .officer(&a.key_id)
-                .map_err(|l| ApiError::rate_limited(l.retry_after))?;
-            let response: [u8; 20] = hex_decode_array(&a.hmac, "hmac").map_err(|_| {
-                ApiError::bad_request("authorizer.hmac must be 40 lowercase hex characters")
-            })?;
-            let ctx = OfficerAttempt {
-                officer_id: a.key_id.clone(),
-                challenge_id,
-                response,
-                dob_days: dob.expose(),
-                nonce,
-                require_intent: app.config.officers.require_intent,
-                lockout_failures: app.config.officers.lockout_failures,
-                lockout_seconds: app.config.officers.lockout_seconds as i64,
-                source,
-                now,
-            };
-            let hsm = app.hsm.clone();
-            app.db.run(move |c| officer_auth(c, &hsm, ctx)).await?
-        }
+    let format = a.format.clone();
+    let (mac_hex, challenge_id, timestamp) = (a.hmac.clone(), a.challenge_id.clone(), a.timestamp);
+    let attempt = Attempt {
+        key_id: a.key_id.clone(),
+        dob,
+        nonce,
+        source: None,
+        now,
+    };
+    let limited = match format.as_str() {
+        "client" => app.limits.client(&attempt.key_id),
+        "yubikey" => app.limits.officer(&attempt.key_id),
         _ => {
             return Err(ApiError::bad_request(
                 "authorizer.format must be \"client\" or \"yubikey\"",
             ));
         }
     };
+    limited.map_err(|l| ApiError::rate_limited(l.retry_after))?;
 
-    let keys = app.keys();
-    let key = keys
-        .attestation
-        .first()
-        .ok_or_else(|| ApiError::unavailable("no attestation key provisioned"))?
-        .label
-        .clone();
-    let mut attestation_nonce = [0u8; 32];
-    rand::rng().fill_bytes(&mut attestation_nonce);
-    let fields = AttestationFields::new(
-        &dob,
-        &app.config.issuer_id,
-        now as u64,
-        attestation_nonce,
-        None,
-        None,
-    )
-    .map_err(|_| ApiError::internal())?;
-    attestation_nonce.zeroize();
-    let (hsm, db, actor, format) = (
-        app.hsm.clone(),
-        app.db.clone(),
-        authorised.actor,
-        authorised.format,
-    );
-    let attestation = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
-        let signature = hsm.ed25519_sign(&key, &fields.digest())?;
-        let event = Event::new("attestation.created", Severity::Info)
-            .actor(actor)
-            .source(source)
-            .detail("format", format);
-        db.with(|c| audit::record(c, &hsm, &event, now))?;
-        Ok(fields.with_signature(signature))
+    let app2 = app.clone();
+    let attestation = tokio::task::spawn_blocking(move || -> Result<Attestation, AppError> {
+        let mut attempt = attempt;
+        attempt.source = app2.source_hash(source)?;
+        let cap = app2.config.officers.max_failures_per_source_per_hour;
+        let src = attempt.source.clone();
+        app2.db
+            .read_blocking(|c| check_source_cap(c, &src, cap, now))?;
+        match format.as_str() {
+            "client" => {
+                if challenge_id.is_some() {
+                    return Err(ApiError::bad_request(
+                        "authorizer.challengeId is only for officers",
+                    )
+                    .into());
+                }
+                let mac = hex_decode(&mac_hex, "hmac")
+                    .map_err(|_| ApiError::bad_request("authorizer.hmac must be lowercase hex"))?;
+                client_flow(&app2, attempt, timestamp, &mac)
+            }
+            _ => {
+                let challenge_id = challenge_id.ok_or_else(|| {
+                    ApiError::bad_request("authorizer.challengeId is required for officers")
+                })?;
+                let response: [u8; 20] = hex_decode_array(&mac_hex, "hmac").map_err(|_| {
+                    ApiError::bad_request("authorizer.hmac must be 40 lowercase hex characters")
+                })?;
+                officer_flow(&app2, attempt, challenge_id, response)
+            }
+        }
     })
     .await
     .map_err(|_| ApiError::internal())??;
@@ -289,6 +250,24 @@ pub async fn create(
     ))
 }
 
+/// Signs the attestation inside the HSM; not released until its records commit.
+fn sign_attestation(app: &App, dob: &DobDays, now: i64) -> Result<Attestation, AppError> {
+    let keys = app.keys();
+    let key = keys
+        .attestation
+        .first()
+        .ok_or_else(|| ApiError::unavailable("no attestation key provisioned"))?
+        .label
+        .clone();
+    let mut nonce = [0u8; 32];
+    rand::rng().fill_bytes(&mut nonce);
+    let fields = AttestationFields::new(dob, &app.config.issuer_id, now as u64, nonce, None, None)
+        .map_err(|_| ApiError::internal())?;
+    nonce.zeroize();
+    let signature = app.hsm.ed25519_sign(&key, &fields.digest())?;
+    Ok(fields.with_signature(signature))
+}
+
 struct ClientRow {
     status: String,
     allow_minors: bool,
@@ -297,22 +276,24 @@ struct ClientRow {
     previous_until: Option<i64>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn client_auth(
-    c: &mut Connection,
-    hsm: &Hsm,
-    key_id: &str,
-    canonical: &[u8],
+fn client_flow(
+    app: &Arc<App>,
+    t: Attempt,
+    timestamp: i64,
     mac: &[u8],
-    nonce: &[u8; 32],
-    age_days: i64,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<Authorised, AppError> {
-    let row: Option<ClientRow> = c
-        .query_row(
+) -> Result<Attestation, AppError> {
+    let canonical = client_canonical_string(
+        timestamp as u64,
+        t.dob.expose(),
+        &t.key_id,
+        &provii_circuits::encoding::hex_encode(&t.nonce),
+    )
+    .map_err(|_| ApiError::bad_request("invalid authorizer"))?;
+    let key_id = t.key_id.clone();
+    let row: Option<ClientRow> = app.db.read_blocking(|c| {
+        Ok(c.query_row(
             "SELECT status, allow_under_18, secret_generation, previous_generation, previous_valid_until FROM clients WHERE id = ?1",
-            [key_id],
+            [&key_id],
             |r| {
                 Ok(ClientRow {
                     status: r.get(0)?,
@@ -323,89 +304,101 @@ fn client_auth(
                 })
             },
         )
-        .optional()?;
-    let Some(ClientRow {
-        status,
-        allow_minors,
-        generation,
-        previous,
-        previous_until,
-    }) = row
-    else {
-        return Err(auth_failure(
-            c,
-            hsm,
-            key_id,
+        .optional()?)
+    })?;
+    let Some(row) = row else {
+        return Err(refuse(
+            app,
+            &t.key_id,
             "client",
             "unknown client",
-            source,
-            now,
-        )?);
+            &t.source,
+            t.now,
+        ));
     };
-    if status != "active" {
-        return Err(auth_failure(
-            c,
-            hsm,
-            key_id,
+    if row.status != "active" {
+        return Err(refuse(
+            app,
+            &t.key_id,
             "client",
             "client disabled",
-            source,
-            now,
-        )?);
+            &t.source,
+            t.now,
+        ));
     }
-    let mut generations = vec![generation];
-    if let (Some(p), Some(until)) = (previous, previous_until)
-        && until >= now
+    let mut generations = vec![row.generation];
+    if let (Some(p), Some(until)) = (row.previous, row.previous_until)
+        && until >= t.now
     {
         generations.push(p);
     }
-    let mut ok = false;
+    let mut authentic = false;
     for g in generations {
-        let label = ObjectLabel::client(key_id, g as u32)
+        let label = ObjectLabel::client(&t.key_id, g as u32)
             .map_err(|_| AppError::Internal("client label".into()))?;
-        if hsm.verify_hmac_sha256(&label, canonical, mac)? {
-            ok = true;
+        if app
+            .hsm
+            .verify_hmac_sha256(&label, canonical.as_bytes(), mac)?
+        {
+            authentic = true;
             break;
         }
     }
-    if !ok {
-        return Err(auth_failure(
-            c,
-            hsm,
-            key_id,
+    if !authentic {
+        return Err(refuse(
+            app,
+            &t.key_id,
             "client",
             "wrong hmac",
-            source,
-            now,
-        )?);
+            &t.source,
+            t.now,
+        ));
     }
-    if age_days < ADULT_DAYS && !allow_minors {
-        let event = Event::new("attestation.refused", Severity::Warning)
-            .actor(key_id)
-            .source(source)
-            .detail("reason", "child dob guard");
-        audit::record(c, hsm, &event, now)?;
+    let age_days = t.now / 86_400 - i64::from(t.dob.expose());
+    if age_days < ADULT_DAYS && !row.allow_minors {
+        let (a, actor, src, now) = (app.clone(), t.key_id.clone(), t.source.clone(), t.now);
+        app.db.write_blocking(move |c| {
+            let event = Event::new("attestation.refused", Severity::Warning)
+                .actor(actor)
+                .source(src)
+                .detail("reason", "child dob guard");
+            audit::append(c, &a.hsm, &event, now)
+        })?;
         return Err(ApiError::bad_request(
             "date of birth is under 18; this client is not enabled for minors",
         )
         .into());
     }
-    let tx = c.transaction()?;
-    consume_auth_nonce(&tx, nonce, now)?;
-    audit::append(
-        &tx,
-        hsm,
-        &Event::new("auth.success", Severity::Info)
-            .actor(key_id)
-            .source(source)
-            .detail("format", "client"),
-        now,
-    )?;
-    tx.commit()?;
-    Ok(Authorised {
-        actor: key_id.to_owned(),
-        format: "client",
-    })
+    let attestation = sign_attestation(app, &t.dob, t.now)?;
+    let (a, actor, src, nonce, now) = (
+        app.clone(),
+        t.key_id.clone(),
+        t.source.clone(),
+        t.nonce,
+        t.now,
+    );
+    app.db.write_blocking(move |c| {
+        consume_auth_nonce(c, &nonce, now)?;
+        audit::append(
+            c,
+            &a.hsm,
+            &Event::new("auth.success", Severity::Info)
+                .actor(&actor)
+                .source(src.clone())
+                .detail("format", "client"),
+            now,
+        )?;
+        audit::append(
+            c,
+            &a.hsm,
+            &Event::new("attestation.created", Severity::Info)
+                .actor(actor)
+                .source(src)
+                .detail("format", "client"),
+            now,
+        )
+    })?;
+    Ok(attestation)
 }
 
 /// A challenge as consumed from the database.
@@ -416,154 +409,107 @@ struct ChallengeRow {
     expires_at: i64,
 }
 
-struct OfficerAttempt {
-    officer_id: String,
+/// The officer path runs as one writer job: lockout check, challenge
+/// consumption, response check in the HSM, failure counting. Officers are
+/// people at counters, so this path is not a throughput concern.
+fn officer_flow(
+    app: &Arc<App>,
+    t: Attempt,
     challenge_id: String,
     response: [u8; 20],
-    dob_days: i32,
-    nonce: [u8; 32],
-    require_intent: bool,
-    lockout_failures: u32,
-    lockout_seconds: i64,
-    source: Option<IpAddr>,
-    now: i64,
-}
-
-impl Drop for OfficerAttempt {
-    fn drop(&mut self) {
-        self.dob_days.zeroize();
-    }
-}
-
-fn source_key(hsm: &Hsm, source: Option<IpAddr>) -> Result<String, AppError> {
-    match source {
-        Some(ip) => audit::source_hash(hsm, ip),
-        None => Ok("-".to_owned()),
-    }
-}
-
-fn officer_auth(c: &mut Connection, hsm: &Hsm, t: OfficerAttempt) -> Result<Authorised, AppError> {
-    let src = source_key(hsm, t.source)?;
-    let locked_until: Option<i64> = c
-        .query_row(
-            "SELECT locked_until FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2",
-            params![t.officer_id, src.as_bytes()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if locked_until.is_some_and(|u| u > t.now) {
-        let event = Event::new("auth.locked_out", Severity::Warning)
-            .actor(&t.officer_id)
-            .source(t.source);
-        audit::record(c, hsm, &event, t.now)?;
-        return Err(ApiError::unauthorized().into());
-    }
-    // The challenge is consumed by this attempt whatever its outcome.
-    let challenge: Option<ChallengeRow> = c
-        .query_row(
-            "DELETE FROM challenges WHERE id = ?1 RETURNING officer_id, challenge, server_random, expires_at",
-            [&t.challenge_id],
-            |r| Ok(ChallengeRow { owner: r.get(0)?, challenge: r.get(1)?, server_random: r.get(2)?, expires_at: r.get(3)? }),
-        )
-        .optional()?;
-    c.execute("DELETE FROM challenges WHERE expires_at < ?1", [t.now])?;
-    let reason = match &challenge {
-        None => Some("unknown or consumed challenge"),
-        Some(ch) if ch.owner != t.officer_id => Some("challenge of another officer"),
-        Some(ch) if ch.expires_at < t.now => Some("expired challenge"),
-        Some(ch) if ch.server_random.is_none() && t.require_intent => {
-            Some("challenge not bound to the request")
-        }
-        _ => None,
-    };
-    if let Some(reason) = reason {
-        return Err(auth_failure(
-            c,
-            hsm,
-            &t.officer_id,
-            "yubikey",
-            reason,
-            t.source,
-            t.now,
-        )?);
-    }
-    let Some(ChallengeRow {
-        challenge: stored,
-        server_random,
-        ..
-    }) = challenge
-    else {
-        return Err(ApiError::unauthorized().into());
-    };
-    let mut authentic = true;
-    if let Some(random) = server_random {
-        let random: [u8; 32] = random
-            .try_into()
-            .map_err(|_| AppError::Storage("challenge server_random".into()))?;
-        let expected = bound_challenge(&random, t.dob_days, &t.nonce);
-        authentic &= bool::from(expected.ct_eq(&stored[..]));
-    }
-    let officer: Option<(String, i64)> = c
-        .query_row(
-            "SELECT status, secret_generation FROM officers WHERE id = ?1",
-            [&t.officer_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match officer {
-        Some((status, generation)) if status == "active" => {
-            let label = ObjectLabel::officer(&t.officer_id, generation as u32)
-                .map_err(|_| AppError::Internal("officer label".into()))?;
-            authentic &= hsm.verify_hmac_sha1(&label, &stored, &t.response)?;
-        }
-        _ => authentic = false,
-    }
-    if !authentic {
-        let failures: i64 = c.query_row(
-            "INSERT INTO officer_failures (officer_id, source_hash, failures, locked_until) VALUES (?1, ?2, 1, 0)
-             ON CONFLICT(officer_id, source_hash) DO UPDATE SET failures = failures + 1 RETURNING failures",
-            params![t.officer_id, src.as_bytes()],
-            |r| r.get(0),
-        )?;
-        if failures >= i64::from(t.lockout_failures) {
-            c.execute(
-                "UPDATE officer_failures SET locked_until = ?3, failures = 0 WHERE officer_id = ?1 AND source_hash = ?2",
-                params![t.officer_id, src.as_bytes(), t.now + t.lockout_seconds],
-            )?;
-            let event = Event::new("auth.lockout", Severity::Critical)
-                .actor(&t.officer_id)
-                .source(t.source)
-                .detail("seconds", t.lockout_seconds);
-            audit::record(c, hsm, &event, t.now)?;
-        }
-        return Err(auth_failure(
-            c,
-            hsm,
-            &t.officer_id,
-            "yubikey",
-            "wrong response",
-            t.source,
-            t.now,
-        )?);
-    }
-    let tx = c.transaction()?;
-    tx.execute(
-        "DELETE FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2",
-        params![t.officer_id, src.as_bytes()],
-    )?;
-    consume_auth_nonce(&tx, &t.nonce, t.now)?;
-    audit::append(
-        &tx,
-        hsm,
-        &Event::new("auth.success", Severity::Info)
-            .actor(&t.officer_id)
-            .source(t.source)
-            .detail("format", "yubikey"),
+) -> Result<Attestation, AppError> {
+    let policy = app.config.officers.clone();
+    let (a, officer, src, now, nonce, dob_days) = (
+        app.clone(),
+        t.key_id.clone(),
+        t.source.clone(),
         t.now,
-    )?;
-    tx.commit()?;
-    Ok(Authorised {
-        actor: t.officer_id.clone(),
-        format: "yubikey",
-    })
+        t.nonce,
+        t.dob.expose(),
+    );
+    app.db.write_blocking(move |c| {
+        let src_key = src.clone().unwrap_or_else(|| "-".into());
+        let locked_until: Option<i64> = c
+            .query_row(
+                "SELECT locked_until FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2",
+                params![officer, src_key.as_bytes()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if locked_until.is_some_and(|u| u > now) {
+            audit::append(c, &a.hsm, &Event::new("auth.locked_out", Severity::Warning).actor(&officer).source(src.clone()), now)?;
+            return Err(ApiError::unauthorized().into());
+        }
+        // The challenge is consumed by this attempt whatever its outcome.
+        let challenge: Option<ChallengeRow> = c
+            .query_row(
+                "DELETE FROM challenges WHERE id = ?1 RETURNING officer_id, challenge, server_random, expires_at",
+                [&challenge_id],
+                |r| Ok(ChallengeRow { owner: r.get(0)?, challenge: r.get(1)?, server_random: r.get(2)?, expires_at: r.get(3)? }),
+            )
+            .optional()?;
+        c.execute("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
+        let reason = match &challenge {
+            None => Some("unknown or consumed challenge"),
+            Some(ch) if ch.owner != officer => Some("challenge of another officer"),
+            Some(ch) if ch.expires_at < now => Some("expired challenge"),
+            Some(ch) if ch.server_random.is_none() && policy.require_intent => Some("challenge not bound to the request"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return auth_failure(c, &a, &officer, "yubikey", reason, &src, now);
+        }
+        let Some(ChallengeRow { challenge: stored, server_random, .. }) = challenge else {
+            return Err(ApiError::unauthorized().into());
+        };
+        let mut authentic = true;
+        if let Some(random) = server_random {
+            let random: [u8; 32] = random.try_into().map_err(|_| AppError::Storage("challenge server_random".into()))?;
+            authentic &= bool::from(bound_challenge(&random, dob_days, &nonce).ct_eq(&stored[..]));
+        }
+        let status: Option<(String, i64)> = c
+            .query_row("SELECT status, secret_generation FROM officers WHERE id = ?1", [&officer], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match status {
+            Some((s, generation)) if s == "active" => {
+                let label = ObjectLabel::officer(&officer, generation as u32).map_err(|_| AppError::Internal("officer label".into()))?;
+                authentic &= a.hsm.verify_hmac_sha1(&label, &stored, &response)?;
+            }
+            _ => authentic = false,
+        }
+        if !authentic {
+            let failures: i64 = c.query_row(
+                "INSERT INTO officer_failures (officer_id, source_hash, failures, locked_until) VALUES (?1, ?2, 1, 0)
+                 ON CONFLICT(officer_id, source_hash) DO UPDATE SET failures = failures + 1 RETURNING failures",
+                params![officer, src_key.as_bytes()],
+                |r| r.get(0),
+            )?;
+            if failures >= i64::from(policy.lockout_failures) {
+                c.execute(
+                    "UPDATE officer_failures SET locked_until = ?3, failures = 0 WHERE officer_id = ?1 AND source_hash = ?2",
+                    params![officer, src_key.as_bytes(), now + policy.lockout_seconds as i64],
+                )?;
+                let event = Event::new("auth.lockout", Severity::Critical).actor(&officer).source(src.clone()).detail("seconds", policy.lockout_seconds);
+                audit::append(c, &a.hsm, &event, now)?;
+            }
+            return auth_failure(c, &a, &officer, "yubikey", "wrong response", &src, now);
+        }
+        c.execute("DELETE FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2", params![officer, src_key.as_bytes()])?;
+        consume_auth_nonce(c, &nonce, now)?;
+        audit::append(c, &a.hsm, &Event::new("auth.success", Severity::Info).actor(&officer).source(src).detail("format", "yubikey"), now)
+    })?;
+    let attestation = sign_attestation(app, &t.dob, t.now)?;
+    let (a, actor, src, now) = (app.clone(), t.key_id.clone(), t.source.clone(), t.now);
+    app.db.write_blocking(move |c| {
+        audit::append(
+            c,
+            &a.hsm,
+            &Event::new("attestation.created", Severity::Info)
+                .actor(actor)
+                .source(src)
+                .detail("format", "yubikey"),
+            now,
+        )
+    })?;
+    Ok(attestation)
 }

@@ -98,7 +98,7 @@ pub async fn create(
     // exists is never revealed. Their attestation fails like a wrong response.
     let (row_id, officer_id) = (id.clone(), req.officer_id.clone());
     app.db
-        .run(move |c| {
+        .write(move |c| {
             c.execute(
                 "INSERT INTO challenges (id, officer_id, challenge, server_random, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![row_id, officer_id, challenge.to_vec(), bound, expires_at],

@@ -1,8 +1,9 @@
 //! `POST /v1/issuance/blind` (WIRE.md §4). Order: issuer id (403), strict
 //! Ed25519 and freshness, date-of-birth range, randomness; only then the
 //! attestation nonce is consumed (a forged signature cannot burn it). The
-//! consumed nonce and the audit record commit in one durable transaction
-//! around the signature, and the credential leaves only after the commit.
+//! consumed nonce and the audit record commit durably in one writer job, and
+//! the credential leaves only after that commit; if the job fails, the
+//! signed credential is discarded and the nonce stays unspent.
 
 use std::sync::Arc;
 
@@ -111,40 +112,41 @@ pub async fn blind(
     let actor = attestation.fields().client_id().map(str::to_owned);
     drop(attestation);
 
-    let (hsm, db) = (app.hsm.clone(), app.db.clone());
+    // Open the key and sign on a blocking thread (in parallel with other
+    // requests); the credential is released only after the nonce and the
+    // audit record have committed in a writer job.
+    let app2 = app.clone();
     let credential = tokio::task::spawn_blocking(move || -> Result<SignedCredential, AppError> {
-        db.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [now])?;
-            let fresh = tx.execute(
+        let sig = app2.hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
+        let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
+        if signed.verify().is_err() {
+            return Err(AppError::Internal("self-verification of a fresh credential failed".into()));
+        }
+        let source = app2.source_hash(source)?;
+        let event = Event::new("credential.issued", Severity::Info)
+            .source(source.clone())
+            .detail("kid", signed.msg.kid().as_str())
+            .detail("iat", signed.msg.iat())
+            .detail("exp", signed.msg.exp())
+            .detail("schema", signed.msg.schema().as_str());
+        let event = match actor {
+            Some(a) => event.actor(a),
+            None => event,
+        };
+        let a = app2.clone();
+        app2.db.write_blocking(move |c| {
+            c.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [now])?;
+            let fresh = c.execute(
                 "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
             )?;
             if fresh == 0 {
-                drop(tx);
-                let event = Event::new("issuance.replay", Severity::Warning).source(source);
-                audit::record(c, &hsm, &event, now)?;
+                audit::append(c, &a.hsm, &Event::new("issuance.replay", Severity::Warning).source(source), now)?;
                 return Err(ApiError::replay().into());
             }
-            let mut event = Event::new("credential.issued", Severity::Info)
-                .source(source)
-                .detail("kid", msg.kid().as_str())
-                .detail("iat", msg.iat())
-                .detail("exp", msg.exp())
-                .detail("schema", msg.schema().as_str());
-            if let Some(a) = &actor {
-                event = event.actor(a.clone());
-            }
-            audit::append(&tx, &hsm, &event, now)?;
-            let sig = hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
-            let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
-            if signed.verify().is_err() {
-                // Dropping the transaction rolls back: the nonce is not burnt.
-                return Err(AppError::Internal("self-verification of a fresh credential failed".into()));
-            }
-            tx.commit()?;
-            Ok(signed)
-        })
+            audit::append(c, &a.hsm, &event, now)
+        })?;
+        Ok(signed)
     })
     .await
     .map_err(|_| ApiError::internal())??;

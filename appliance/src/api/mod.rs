@@ -92,10 +92,11 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         tokio::task::spawn_blocking(move || hsm.probe()).await.ok()
     };
     let hsm_ok = probe.as_ref().is_some_and(|p| p.state == HsmState::Usable);
+    // A job through the writer: proves it is alive and can commit.
     let db_ok = app
         .db
-        .run(|c| {
-            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        .write(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
         .await

@@ -1,0 +1,196 @@
+//! `provii-load`: N concurrent Issuing-Party clients, each on one keep-alive
+//! connection, doing attestation + blind issuance against a running
+//! appliance on loopback. Prints throughput and latency percentiles.
+//!
+//!   provii-load --addr 127.0.0.1:8080 --client-id demo-bank \
+//!       --secret-file state/demo-client.secret --connections 32 --seconds 20
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use provii_circuits::encoding::{b64url_encode, hex_decode};
+use provii_e2e::world::{IssuingParty, good_r_bits, now, random_hex32};
+
+#[derive(Parser)]
+#[command(about = "Load an appliance with attestation + blind issuance")]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    #[arg(long)]
+    client_id: String,
+    /// File holding the client's 32-byte secret as hex
+    #[arg(long)]
+    secret_file: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Stop after this long (seconds)
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Dates of birth are drawn around this day count
+    #[arg(long, default_value_t = 7300)]
+    dob_days: i32,
+}
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    addr: String,
+}
+
+impl Conn {
+    fn open(addr: &str) -> std::io::Result<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self {
+            reader: BufReader::new(s),
+            addr: addr.to_owned(),
+        })
+    }
+
+    /// One POST on the kept-alive connection; returns status and body.
+    fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.reader.get_mut().write_all(req.as_bytes())?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("bad status line"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| std::io::Error::other("bad length"))?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok((status, body))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    failures: u64,
+}
+
+fn worker(args: &Args, party: &IssuingParty, deadline: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let Ok(mut conn) = Conn::open(&args.addr) else {
+        tally.failures += 1;
+        return tally;
+    };
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        let dob = args.dob_days + (rand::random::<u16>() % 1000) as i32;
+        let ok = (|| -> std::io::Result<bool> {
+            let (status, body) = conn.post(
+                "/v1/attestation/create",
+                &party.request(dob, now(), &random_hex32()).to_string(),
+            )?;
+            if status != 201 {
+                return Ok(false);
+            }
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+            let req = serde_json::json!({"attestation": v["attestation"], "r_bits": b64url_encode(&good_r_bits())});
+            let (status, _) = conn.post("/v1/issuance/blind", &req.to_string())?;
+            Ok(status == 200)
+        })();
+        match ok {
+            Ok(true) => tally.latencies.push(start.elapsed()),
+            Ok(false) => tally.failures += 1,
+            Err(_) => {
+                tally.failures += 1;
+                match Conn::open(&args.addr) {
+                    Ok(c) => conn = c,
+                    Err(_) => return tally,
+                }
+            }
+        }
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let secret =
+        match std::fs::read_to_string(&args.secret_file).map(|s| hex_decode(s.trim(), "secret")) {
+            Ok(Ok(s)) => s,
+            _ => {
+                eprintln!(
+                    "provii-load: error: cannot read a hex secret from {}",
+                    args.secret_file.display()
+                );
+                return ExitCode::from(2);
+            }
+        };
+    let party = IssuingParty {
+        id: args.client_id.clone(),
+        secret,
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let tallies: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.connections)
+            .map(|_| s.spawn(|| worker(&args, &party, deadline)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut latencies: Vec<Duration> = tallies
+        .iter()
+        .flat_map(|t| t.latencies.iter().copied())
+        .collect();
+    let failures: u64 = tallies.iter().map(|t| t.failures).sum();
+    latencies.sort();
+    let n = latencies.len();
+    let report = serde_json::json!({
+        "connections": args.connections,
+        "seconds": elapsed,
+        "issuances": n,
+        "failures": failures,
+        "issuances_per_second": n as f64 / elapsed,
+        "p50_ms": percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        "p99_ms": percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        "max_ms": latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    });
+    println!("{report}");
+    if n == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
