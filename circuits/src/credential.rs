@@ -113,6 +113,14 @@ pub struct SignedCredential {
 }
 
 impl SignedCredential {
+    /// The issuer's self-check of a credential it has just signed: fast,
+    /// variable time ([`VerifyingKey::verify_own`]). Not for credentials
+    /// received from anyone.
+    pub fn verify_own(&self) -> Result<(), SignatureInvalid> {
+        self.issuer_vk
+            .verify_own(&self.msg.msg_hash(), &self.sig_rj)
+    }
+
     /// Verifies the signature under the key the credential carries.
     pub fn verify(&self) -> Result<(), SignatureInvalid> {
         self.verify_with(&self.issuer_vk)

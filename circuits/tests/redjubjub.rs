@@ -308,3 +308,40 @@ fn signing_is_deterministic() {
     assert_eq!(key.sign(&[2u8; 32]), key.sign(&[2u8; 32]));
     assert_ne!(key.sign(&[2u8; 32]), key.sign(&[3u8; 32]));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The fast self-check agrees with the uniform verifier on good
+    /// signatures and on every single-bit corruption of them.
+    #[test]
+    fn verify_own_agrees_with_verify(seed in prop::array::uniform32(any::<u8>()), msg in prop::array::uniform32(any::<u8>()), bit in 0usize..512) {
+        let mut wide = [0u8; 64];
+        wide[..32].copy_from_slice(&seed);
+        let key = key_from(&wide);
+        let sig = key.sign(&msg);
+        prop_assert!(key.verifying_key().verify_own(&msg, &sig).is_ok());
+        let mut bad = sig.to_bytes();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let bad = Signature::from_bytes(bad);
+        prop_assert_eq!(key.verifying_key().verify_own(&msg, &bad).is_ok(), key.verifying_key().verify(&msg, &bad).is_ok());
+        prop_assert!(key.verifying_key().verify_own(&msg, &bad).is_err());
+    }
+}
+
+#[test]
+fn a_key_built_with_its_verifying_key_signs_identically() {
+    let key = key_from(&[11u8; 64]);
+    let same = SigningKey::from_bytes_with_verifying_key(&key.to_bytes(), *key.verifying_key())
+        .expect("valid");
+    assert_eq!(same.sign(&[1; 32]), key.sign(&[1; 32]));
+    // A wrong key is caught by verification, never silently accepted.
+    let other = key_from(&[12u8; 64]);
+    let mismatched =
+        SigningKey::from_bytes_with_verifying_key(&key.to_bytes(), *other.verifying_key())
+            .expect("decodes");
+    let sig = mismatched.sign(&[1; 32]);
+    assert!(other.verifying_key().verify(&[1; 32], &sig).is_err());
+    assert!(key.verifying_key().verify(&[1; 32], &sig).is_err());
+    assert!(SigningKey::from_bytes_with_verifying_key(&[0; 32], *key.verifying_key()).is_err());
+}

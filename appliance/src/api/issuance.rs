@@ -119,7 +119,7 @@ pub async fn blind(
     let credential = tokio::task::spawn_blocking(move || -> Result<SignedCredential, AppError> {
         let sig = app2.hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
         let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
-        if signed.verify().is_err() {
+        if signed.verify_own().is_err() {
             return Err(AppError::Internal("self-verification of a fresh credential failed".into()));
         }
         let source = app2.source_hash(source)?;
