@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS attestation_nonces (nonce_hash BLOB PRIMARY KEY, expi
 CREATE TABLE IF NOT EXISTS officer_failures (
     officer_id TEXT NOT NULL, source_hash BLOB NOT NULL, failures INTEGER NOT NULL,
     locked_until INTEGER NOT NULL, PRIMARY KEY (officer_id, source_hash)) STRICT;
+CREATE INDEX IF NOT EXISTS challenges_expiry ON challenges (expires_at);
+CREATE INDEX IF NOT EXISTS auth_nonces_expiry ON auth_nonces (expires_at);
+CREATE INDEX IF NOT EXISTS attestation_nonces_expiry ON attestation_nonces (expires_at);
 CREATE TABLE IF NOT EXISTS source_failures (
     source_hash TEXT PRIMARY KEY, window_start INTEGER NOT NULL, failures INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS audit_log (

@@ -79,6 +79,21 @@ fn benches(crit: &mut Criterion) {
             })
         },
     );
+    crit.bench_function("verify own credential (variable time)", |b| {
+        b.iter(|| black_box(&signed).verify_own())
+    });
+    crit.bench_function(
+        "blind issuance crypto as the daemon does it (self-check with verify_own)",
+        |b| {
+            b.iter(|| {
+                let dob = att.verify("dmv.ca.gov", &[ed_vk], NOW).expect("valid");
+                let c = commit(&dob, &r).expect("commit");
+                let cred = msg(c).sign(&sk);
+                cred.verify_own().expect("self-verify");
+                cred
+            })
+        },
+    );
 }
 
 criterion_group!(primitives, benches);

@@ -135,7 +135,6 @@ pub async fn blind(
         };
         let a = app2.clone();
         app2.db.write_blocking(move |c| {
-            c.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [now])?;
             let fresh = c.execute(
                 "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
