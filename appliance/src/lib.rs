@@ -9,6 +9,7 @@ pub mod db;
 pub mod enrol;
 pub mod error;
 pub mod init;
+pub mod metrics;
 pub mod ratelimit;
 pub mod serve;
 pub mod state;

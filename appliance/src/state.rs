@@ -56,6 +56,7 @@ pub struct App {
     pub hsm: Hsm,
     pub db: Db,
     pub limits: RateLimits,
+    pub metrics: crate::metrics::Metrics,
     keys: RwLock<KeySet>,
     /// Source address → its HSM-keyed HMAC; bounded.
     source_hashes: Mutex<HashMap<IpAddr, String>>,
@@ -143,6 +144,7 @@ impl App {
             hsm,
             db,
             limits,
+            metrics: Default::default(),
             keys: RwLock::new(keys),
             source_hashes: Mutex::new(HashMap::new()),
         })

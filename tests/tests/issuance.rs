@@ -391,6 +391,15 @@ fn request_rules() {
     let etag = j.header("etag").expect("etag").to_owned();
     let r = http::raw(&app.addr, format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n").as_bytes()).expect("http");
     assert_eq!(r.status, 304);
+    let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains("provii_http_requests_total{route=\"/v1/challenge\",status=\"415\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("provii_hsm_usable 1") && metrics.contains("provii_signing_key_active 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -528,4 +537,80 @@ fn a_source_that_keeps_failing_is_capped() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=3600).contains(&retry), "{retry}");
+}
+
+#[test]
+fn rotated_client_secrets_overlap_then_the_old_one_stops() {
+    let app = Appliance::start("rotate");
+    let old = app.enrol_client("bank-rot", false);
+    let v = app.cli_json(&[
+        "clients",
+        "rotate-secret",
+        "bank-rot",
+        "--overlap-seconds",
+        "3600",
+    ]);
+    let new = provii_e2e::world::IssuingParty {
+        id: "bank-rot".into(),
+        secret: provii_circuits::encoding::hex_decode(v["secret"].as_str().expect("secret"), "s")
+            .expect("hex"),
+    };
+    assert_ne!(new.secret, old.secret);
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &new.request(7300, now(), &random_hex32())
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &old.request(7300, now(), &random_hex32())
+        )
+        .status,
+        201,
+        "previous secret inside its window"
+    );
+    // A rotation with no overlap retires the previous secret at once.
+    let v = app.cli_json(&[
+        "clients",
+        "rotate-secret",
+        "bank-rot",
+        "--overlap-seconds",
+        "0",
+    ]);
+    let newest = provii_e2e::world::IssuingParty {
+        id: "bank-rot".into(),
+        secret: provii_circuits::encoding::hex_decode(v["secret"].as_str().expect("secret"), "s")
+            .expect("hex"),
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &newest.request(7300, now(), &random_hex32())
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &new.request(7300, now(), &random_hex32())
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        app.post(
+            "/v1/attestation/create",
+            &old.request(7300, now(), &random_hex32())
+        )
+        .status,
+        401
+    );
+    let clients = app.cli_json(&["clients", "list"]);
+    assert_eq!(clients[0]["secret_generation"], 3);
 }

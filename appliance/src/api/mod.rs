@@ -9,7 +9,7 @@ mod request;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -38,6 +38,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/jwks.json",
             get(|| async { Redirect::permanent("/.well-known/jwks.json") }),
         )
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn(request::request_rules))
         .with_state(app)
@@ -78,6 +80,53 @@ pub(crate) fn admit(app: &App, source: Option<IpAddr>) -> Result<(), ApiError> {
     app.limits
         .request(source)
         .map_err(|l| ApiError::rate_limited(l.retry_after))
+}
+
+/// Counts every routed request and its latency under its route pattern.
+async fn track(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = std::time::Instant::now();
+    let response = next.run(req).await;
+    app.metrics
+        .observe(&route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let status = app.hsm.status();
+    let gauges = [
+        (
+            "provii_hsm_usable",
+            "1 when the HSM connection is up.",
+            f64::from(u8::from(status.state == HsmState::Usable)),
+        ),
+        (
+            "provii_hsm_reconnects",
+            "HSM reconnects since start.",
+            status.reconnects as f64,
+        ),
+        (
+            "provii_signing_key_active",
+            "1 when a credential signing key is active.",
+            f64::from(u8::from(app.keys().active.is_some())),
+        ),
+    ];
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(&gauges),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
