@@ -11,74 +11,18 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use provii_hsm::{Hsm, HsmConfig, HsmError, ObjectLabel, PinSource, SOFTHSM_MODULE, TokenSelector};
+use provii_e2e::p11kit::{P11KitServer, client_module};
+use provii_hsm::{Hsm, HsmConfig, HsmError, ObjectLabel, PinSource, TokenSelector};
 
 const WORKER_ENV: &str = "PROVII_OUTAGE_WORKER_TOKEN";
 
-fn p11kit_client_module() -> PathBuf {
-    [
-        "/usr/lib/x86_64-linux-gnu/pkcs11",
-        "/usr/lib/aarch64-linux-gnu/pkcs11",
-        "/usr/lib/pkcs11",
-        "/usr/lib64/pkcs11",
-    ]
-    .iter()
-    .map(|d| PathBuf::from(d).join("p11-kit-client.so"))
-    .find(|p| p.exists())
-    .expect("p11-kit-client.so (Debian package p11-kit-modules; scripts/test.sh installs it)")
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(socket: &PathBuf, label: &str) -> Self {
-        let _ = std::fs::remove_file(socket);
-        // Its own process group: p11-kit forks a process per client
-        // connection, and an outage has to take those down too.
-        let child = Command::new("p11-kit")
-            .process_group(0)
-            .args(["server", "-f", "-n"])
-            .arg(socket)
-            .args(["--provider", SOFTHSM_MODULE])
-            .arg(format!("pkcs11:token={label}"))
-            .env("SOFTHSM2_CONF", common::test_dir().join("softhsm2.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start p11-kit server (Debian package p11-kit)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "p11-kit server did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child }
-    }
-
-    fn kill(self) {
-        drop(self);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) with a negative pid signals that process group,
-            // which is the server and the per-connection children it forked.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.child.wait();
-    }
+fn start_server(socket: &Path, label: &str) -> P11KitServer {
+    P11KitServer::start(socket, label, &common::test_dir().join("softhsm2.conf"))
 }
 
 /// Lines the worker prints, stamped on arrival.
@@ -104,7 +48,7 @@ fn rides_out_a_p11kit_server_outage() {
     let label = common::unique_label("outage");
     let config = common::token(&label);
     let socket = std::env::temp_dir().join(format!("provii-p11kit-{}.sock", std::process::id()));
-    let server = Server::start(&socket, &label);
+    let server = start_server(&socket, &label);
 
     let mut worker = Command::new(std::env::current_exe().expect("test binary"))
         .args([
@@ -172,7 +116,7 @@ fn rides_out_a_p11kit_server_outage() {
     );
 
     // Phase 3: the HSM comes back; signing resumes without a restart.
-    let server = Server::start(&socket, &label);
+    let server = start_server(&socket, &label);
     let back = Instant::now();
     let resumed = wait_for(
         &rx,
@@ -213,7 +157,7 @@ fn outage_worker() {
     };
     let pin = PathBuf::from(std::env::var("PROVII_OUTAGE_PIN_FILE").expect("pin file"));
     let config = HsmConfig::new(
-        p11kit_client_module(),
+        client_module(),
         TokenSelector::Label(label),
         PinSource::File(pin),
     );

@@ -4,6 +4,7 @@
 //! YubiKey and an Issuing Party that sign exactly as the real ones do.
 
 pub mod http;
+pub mod p11kit;
 pub mod world;
 
 use std::net::TcpListener;
@@ -56,6 +57,8 @@ pub struct Appliance {
     pub officer_secret: [u8; 20],
     pub issuer_id: String,
     daemon: Option<Child>,
+    p11kit_socket: Option<PathBuf>,
+    p11kit_server: Option<p11kit::P11KitServer>,
 }
 
 impl Appliance {
@@ -67,6 +70,24 @@ impl Appliance {
 
     /// As [`Appliance::start`], with extra TOML appended to the config.
     pub fn start_with(name: &str, extra_toml: &str) -> Self {
+        Self::start_full(name, extra_toml, None)
+    }
+
+    /// Provisions and initialises with SoftHSM directly, then serves through
+    /// p11-kit's client module talking to a `p11-kit server` of that token,
+    /// so killing the server is an HSM outage for the daemon.
+    pub fn start_via_p11kit(name: &str) -> (Self, p11kit::P11KitServer, PathBuf) {
+        let socket = std::env::temp_dir().join(format!(
+            "provii-e2e-p11kit-{}-{}.sock",
+            name,
+            std::process::id()
+        ));
+        let mut app = Self::start_full(name, "", Some(socket.clone()));
+        let server = app.p11kit_server.take().expect("server started");
+        (app, server, socket)
+    }
+
+    fn start_full(name: &str, extra_toml: &str, p11kit_socket: Option<PathBuf>) -> Self {
         let dir = workspace()
             .join("target/e2e")
             .join(format!("{name}-{}", std::process::id()));
@@ -91,15 +112,23 @@ impl Appliance {
         assert!(ok, "token setup failed");
         let port = free_port();
         let issuer_id = "dmv.example.gov".to_owned();
+        let write_config = |path: &Path, module: &str| {
+            std::fs::write(
+                path,
+                format!(
+                    "issuer_id = \"{issuer_id}\"\nstate_dir = \"state\"\n{extra_toml}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+                     [hsm]\nmodule = \"{module}\"\ntoken = {{ label = \"{label}\" }}\npin = {{ file = \"softhsm/user-pin\" }}\n"
+                ),
+            )
+            .expect("config");
+        };
         let config = dir.join("appliance.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "issuer_id = \"{issuer_id}\"\nstate_dir = \"state\"\n{extra_toml}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [hsm]\ntoken = {{ label = \"{label}\" }}\npin = {{ file = \"softhsm/user-pin\" }}\n"
-            ),
-        )
-        .expect("config");
+        let init_config = dir.join("appliance-init.toml");
+        write_config(&init_config, p11kit::SOFTHSM_MODULE);
+        match &p11kit_socket {
+            Some(_) => write_config(&config, &p11kit::client_module().display().to_string()),
+            None => write_config(&config, p11kit::SOFTHSM_MODULE),
+        }
         let mut app = Self {
             softhsm_conf: dir.join("softhsm/softhsm2.conf"),
             dir,
@@ -109,15 +138,25 @@ impl Appliance {
             officer_secret: [0; 20],
             issuer_id,
             daemon: None,
+            p11kit_socket: p11kit_socket.clone(),
+            p11kit_server: None,
         };
         let secret_file = app.dir.join("alice.secret");
-        let out = app.cli(&[
-            "init",
-            "--officer-id",
-            "alice",
-            "--secret-out",
-            secret_file.to_str().expect("utf-8 path"),
-        ]);
+        // init always talks to SoftHSM itself: p11-kit 0.24 cannot carry
+        // the Ed25519 and AES-GCM mechanisms provisioning needs.
+        let out = Command::new(binary("provii-appliance"))
+            .arg("--config")
+            .arg(&init_config)
+            .env("SOFTHSM2_CONF", &app.softhsm_conf)
+            .args([
+                "init",
+                "--officer-id",
+                "alice",
+                "--secret-out",
+                secret_file.to_str().expect("utf-8 path"),
+            ])
+            .output()
+            .expect("run init");
         assert!(
             out.status.success(),
             "init failed: {}",
@@ -127,6 +166,13 @@ impl Appliance {
         let secret =
             provii_circuits::encoding::hex_decode(hex.trim(), "secret").expect("hex secret");
         app.officer_secret.copy_from_slice(&secret);
+        if let Some(socket) = &p11kit_socket {
+            app.p11kit_server = Some(p11kit::P11KitServer::start(
+                socket,
+                &label,
+                &app.softhsm_conf,
+            ));
+        }
         app.spawn();
         app
     }
@@ -136,6 +182,12 @@ impl Appliance {
         c.arg("--config")
             .arg(&self.config)
             .env("SOFTHSM2_CONF", &self.softhsm_conf);
+        if let Some(socket) = &self.p11kit_socket {
+            c.env(
+                "P11_KIT_SERVER_ADDRESS",
+                format!("unix:path={}", socket.display()),
+            );
+        }
         c
     }
 

@@ -1,0 +1,80 @@
+//! An HSM outage at daemon level (DESIGN.md §6): the daemon reaches SoftHSM
+//! through `p11-kit server`, which the test kills and restarts. During the
+//! outage requests get 503 with Retry-After and /ready fails; afterwards the
+//! same daemon process answers again, without a restart.
+//!
+//! p11-kit 0.24's RPC carries neither CKM_EDDSA nor CKM_AES_GCM, so through
+//! it the daemon cannot sign; what this test exercises is the HSM-backed
+//! authentication path (HMAC in the HSM, audit MACs), which it does carry.
+
+use std::time::{Duration, Instant};
+
+use provii_e2e::Appliance;
+use provii_e2e::p11kit::P11KitServer;
+use provii_e2e::world::{IssuingParty, now, random_hex32};
+use serde_json::json;
+
+/// A correctly formed request whose HMAC is wrong: the HSM must be asked to
+/// know it is wrong, so the answer tells whether the HSM is reachable.
+fn probe(app: &Appliance, bank: &IssuingParty) -> provii_e2e::Response {
+    let mut req = bank.request(7300, now(), &random_hex32());
+    req["authorizer"]["hmac"] = json!("00".repeat(32));
+    app.post("/v1/attestation/create", &req)
+}
+
+#[test]
+fn the_daemon_rides_out_an_hsm_outage() {
+    let (app, server, socket) = Appliance::start_via_p11kit("hsm-outage");
+    let pid = app.pid().expect("daemon");
+    let bank = app.enrol_client("bank-o", false);
+    assert_eq!(
+        probe(&app, &bank).status,
+        401,
+        "the HSM answers through p11-kit"
+    );
+
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let during = loop {
+        let r = probe(&app, &bank);
+        if r.status == 503 {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 during the outage (last {})",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(during.code(), "SERVICE_UNAVAILABLE");
+    assert!(during.header("retry-after").is_some());
+    let ready = app.get("/ready");
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["hsm"]["state"], "unusable");
+
+    let _server = P11KitServer::start(&socket, &label_of(&app), &app.softhsm_conf);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/ready").status != 200 {
+        assert!(Instant::now() < deadline, "the daemon did not recover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        probe(&app, &bank).status,
+        401,
+        "HSM-backed authentication works again"
+    );
+    assert_eq!(app.pid(), Some(pid), "no restart");
+    let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
+    assert!(metrics.contains("provii_hsm_reconnects 1"), "{metrics}");
+}
+
+/// The token label the harness gave this appliance (from its config).
+fn label_of(app: &Appliance) -> String {
+    let text = std::fs::read_to_string(&app.config).expect("config");
+    text.split("label = \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("label")
+        .to_owned()
+}
