@@ -50,6 +50,10 @@ pub struct HttpConfig {
     /// Trust `X-Forwarded-For` from a reverse proxy on loopback.
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// PEM certificate chain; with `tls_key`, serve HTTPS (TLS 1.3/1.2).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +149,12 @@ impl Config {
             }
         };
         fix(&mut self.state_dir);
+        for p in [&mut self.http.tls_cert, &mut self.http.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
         if let provii_hsm::PinSource::File(p) = &mut self.hsm.pin {
             fix(p);
         }
@@ -157,6 +167,13 @@ impl Config {
                 "issuer_id",
                 format!("{id:?} is not 1-255 printable ASCII characters"),
                 "use your issuer's DNS-style id, e.g. \"dmv.example.gov\"",
+            ));
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(invalid(
+                "http.tls_cert",
+                "tls_cert and tls_key must be set together",
+                "give both PEM files, or neither for plain HTTP behind a proxy",
             ));
         }
         let i = &self.issuance;

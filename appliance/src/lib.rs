@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod serve;
 pub mod state;
+pub mod tls;

@@ -1,6 +1,5 @@
 //! `provii-appliance serve`: the daemon.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use crate::config::Config;
 use crate::db::{Db, meta_get};
 use crate::error::AppError;
 use crate::state::{App, now};
+use crate::tls::{self, PeerAddr};
 use crate::{admin, api, audit};
 
 pub async fn serve(config: Config) -> Result<(), AppError> {
@@ -33,17 +33,37 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     });
     tokio::spawn(housekeeping(app.clone()));
 
+    let tls = match (&app.config.http.tls_cert, &app.config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| AppError::Internal(format!("cannot listen on {listen}: {e}")))?;
-    tracing::info!(%listen, "provii-appliance listening");
-    axum::serve(
-        listener,
-        api::router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| AppError::Internal(format!("server: {e}")))?;
+        .map_err(|e| AppError::Refused(format!("cannot listen on {listen}: {e}")))?;
+    let router = api::router(app);
+    let served = match tls {
+        Some(config) => {
+            tracing::info!(%listen, "provii-appliance listening (TLS)");
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<PeerAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+        }
+        None => {
+            tracing::info!(%listen, "provii-appliance listening (plain HTTP; put a TLS proxy in front)");
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<PeerAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+        }
+    };
+    served.map_err(|e| AppError::Internal(format!("server: {e}")))?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -70,7 +70,13 @@ impl Appliance {
 
     /// As [`Appliance::start`], with extra TOML appended to the config.
     pub fn start_with(name: &str, extra_toml: &str) -> Self {
-        Self::start_full(name, extra_toml, None)
+        Self::start_full(name, extra_toml, "", None)
+    }
+
+    /// As [`Appliance::start`], with extra keys for the `[http]` table; the
+    /// daemon's readiness is then not awaited over plain HTTP.
+    pub fn start_with_http(name: &str, http_toml: &str) -> Self {
+        Self::start_full(name, "", http_toml, None)
     }
 
     /// Provisions and initialises with SoftHSM directly, then serves through
@@ -82,12 +88,17 @@ impl Appliance {
             name,
             std::process::id()
         ));
-        let mut app = Self::start_full(name, "", Some(socket.clone()));
+        let mut app = Self::start_full(name, "", "", Some(socket.clone()));
         let server = app.p11kit_server.take().expect("server started");
         (app, server, socket)
     }
 
-    fn start_full(name: &str, extra_toml: &str, p11kit_socket: Option<PathBuf>) -> Self {
+    fn start_full(
+        name: &str,
+        extra_toml: &str,
+        http_toml: &str,
+        p11kit_socket: Option<PathBuf>,
+    ) -> Self {
         let dir = workspace()
             .join("target/e2e")
             .join(format!("{name}-{}", std::process::id()));
@@ -116,7 +127,7 @@ impl Appliance {
             std::fs::write(
                 path,
                 format!(
-                    "issuer_id = \"{issuer_id}\"\nstate_dir = \"state\"\n{extra_toml}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+                    "issuer_id = \"{issuer_id}\"\nstate_dir = \"state\"\n{extra_toml}\n[http]\nlisten = \"127.0.0.1:{port}\"\n{http_toml}\n\
                      [hsm]\nmodule = \"{module}\"\ntoken = {{ label = \"{label}\" }}\npin = {{ file = \"softhsm/user-pin\" }}\n"
                 ),
             )
@@ -173,7 +184,11 @@ impl Appliance {
                 &app.softhsm_conf,
             ));
         }
-        app.spawn();
+        if http_toml.contains("tls_cert") {
+            app.spawn_without_waiting();
+        } else {
+            app.spawn();
+        }
         app
     }
 
@@ -215,8 +230,8 @@ impl Appliance {
         serde_json::from_slice(&out.stdout).expect("JSON from --json")
     }
 
-    /// Starts `serve` and waits for `/ready`.
-    pub fn spawn(&mut self) {
+    /// Starts `serve` without waiting for it.
+    pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
         let child = self
             .command()
@@ -226,6 +241,11 @@ impl Appliance {
             .spawn()
             .expect("start the daemon");
         self.daemon = Some(child);
+    }
+
+    /// Starts `serve` and waits for `/ready`.
+    pub fn spawn(&mut self) {
+        self.spawn_without_waiting();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if http::get(&self.addr, "/ready").is_ok_and(|r| r.status == 200) {
