@@ -211,7 +211,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            rt.block_on(serve::serve(config))
+            let config_bytes =
+                std::fs::read(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+            rt.block_on(serve::serve(config, config_bytes))
                 .map_err(|e| e.to_string())?;
         }
         Command::Officers(cmd) => match cmd {

@@ -53,6 +53,7 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
 }
 
 pub struct RateLimits {
+    audited: Mutex<HashMap<String, Instant>>,
     source: Buckets<IpAddr>,
     client: Buckets<String>,
     officer: Buckets<String>,
@@ -69,6 +70,7 @@ pub struct Limited {
 impl RateLimits {
     pub fn new(c: &RateLimitConfig) -> Self {
         Self {
+            audited: Mutex::new(HashMap::new()),
             source: Buckets::new(c.per_source_per_minute, 60.0),
             client: Buckets::new(c.per_client_per_minute, 60.0),
             officer: Buckets::new(c.per_officer_per_minute, 60.0),
@@ -88,6 +90,22 @@ impl RateLimits {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether a refusal for `subject` should be audited now (once a minute).
+    pub fn should_audit(&self, subject: &str) -> bool {
+        let now = Instant::now();
+        let mut audited = self.audited.lock().unwrap_or_else(|p| p.into_inner());
+        if audited.len() > 10_000 {
+            audited.retain(|_, t| now.duration_since(*t).as_secs() < 60);
+        }
+        match audited.get(subject) {
+            Some(t) if now.duration_since(*t).as_secs() < 60 => false,
+            _ => {
+                audited.insert(subject.to_owned(), now);
+                true
+            }
+        }
     }
 
     pub fn client(&self, id: &str) -> Result<(), Limited> {

@@ -12,7 +12,27 @@ use crate::state::{App, now};
 use crate::tls::{self, PeerAddr};
 use crate::{admin, api, audit};
 
-pub async fn serve(config: Config) -> Result<(), AppError> {
+/// Records the start, and a configuration change when the file's hash
+/// differs from the one recorded at the previous start.
+fn audit_start(app: &App, config_bytes: &[u8]) -> Result<(), AppError> {
+    use sha2::Digest;
+    let hash = provii_circuits::encoding::hex_encode(&sha2::Sha256::digest(config_bytes));
+    let (h, now) = (app.hsm.clone(), now());
+    app.db.write_blocking(move |c| {
+        let previous = meta_get(c, "config_sha256")?;
+        if previous.as_deref() != Some(hash.as_str()) {
+            let mut event = audit::Event::new("config.changed", audit::Severity::Critical).detail("config_sha256", hash.as_str());
+            if let Some(p) = previous {
+                event = event.detail("previous_config_sha256", p);
+            }
+            audit::append(c, &h, &event, now)?;
+            c.execute("INSERT INTO meta (key, value) VALUES ('config_sha256', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [&hash])?;
+        }
+        audit::append(c, &h, &audit::Event::new("appliance.started", audit::Severity::Info).detail("version", env!("CARGO_PKG_VERSION")), now)
+    })
+}
+
+pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError> {
     let db = Db::open(&config.db_path())?;
     if db.read_blocking(|c| meta_get(c, "initialized"))?.is_none() {
         return Err(AppError::Refused(format!(
@@ -24,6 +44,7 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     let listen = config.http.listen;
     let socket = config.admin_socket();
     let app = Arc::new(App::new(config, hsm, db)?);
+    audit_start(&app, &config_bytes)?;
 
     let admin_app = app.clone();
     tokio::spawn(async move {

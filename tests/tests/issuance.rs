@@ -136,6 +136,41 @@ fn officer_refusals() {
         "alice",
     );
     assert_eq!(r.status, 401);
+    // An expired challenge (aged in the database: waiting 120 s is too long).
+    let n = random_hex32();
+    let ch = challenge(9000, &n);
+    let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+    conn.execute(
+        "UPDATE challenges SET expires_at = 0 WHERE id = ?1",
+        [ch["challenge_id"].as_str().expect("id")],
+    )
+    .expect("age");
+    drop(conn);
+    let r = attest(
+        9000,
+        &ch,
+        &key.respond(ch["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(r.status, 401, "expired challenge");
+    // The challenge of another, real officer, answered with alice's key.
+    app.cli_json(&["officers", "add", "bob"]);
+    let n = random_hex32();
+    let bobs = app
+        .post(
+            "/v1/challenge",
+            &json!({"officer_id": "bob", "intent": {"dob_days": 9000, "nonce": n}}),
+        )
+        .json();
+    let r = attest(
+        9000,
+        &bobs,
+        &key.respond(bobs["challenge"].as_str().expect("c")),
+        &n,
+        "alice",
+    );
+    assert_eq!(r.status, 401, "another officer's challenge");
     // The challenge of another (unknown) officer: same 401 as anything else.
     let n = random_hex32();
     let other = app.post(
@@ -613,4 +648,72 @@ fn rotated_client_secrets_overlap_then_the_old_one_stops() {
     );
     let clients = app.cli_json(&["clients", "list"]);
     assert_eq!(clients[0]["secret_generation"], 3);
+}
+
+#[test]
+fn rate_limits_answer_429_and_are_audited() {
+    let app = Appliance::start_with("limits", "[rate_limits]\nper_source_per_minute = 5\n");
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            app.post("/v1/challenge", &json!({"officer_id": "alice"}))
+                .status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    let r = app.post("/v1/challenge", &json!({"officer_id": "alice"}));
+    assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMIT_EXCEEDED"));
+    assert!(
+        r.header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
+    // One audit record for the burst, not one per refusal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let audit = String::from_utf8(app.cli(&["audit", "export"]).stdout).expect("utf-8");
+        let n = audit.matches("\"rate_limited\"").count();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && n == 0,
+            "{n} rate_limited records"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn starts_and_configuration_changes_are_audited() {
+    let mut app = Appliance::start("config-audit");
+    let export =
+        |app: &Appliance| String::from_utf8(app.cli(&["audit", "export"]).stdout).expect("utf-8");
+    assert_eq!(
+        export(&app).matches("\"config.changed\"").count(),
+        1,
+        "the first start records the configuration"
+    );
+    app.stop();
+    app.spawn();
+    assert_eq!(
+        export(&app).matches("\"config.changed\"").count(),
+        1,
+        "an unchanged restart is no change"
+    );
+    app.stop();
+    let text = std::fs::read_to_string(&app.config).expect("config");
+    std::fs::write(
+        &app.config,
+        format!("{text}\n[issuance]\nvalidity_days = 3650\n"),
+    )
+    .expect("edit config");
+    app.spawn();
+    let audit = export(&app);
+    assert_eq!(audit.matches("\"config.changed\"").count(), 2);
+    assert!(audit.contains("previous_config_sha256"));
+    assert_eq!(audit.matches("\"appliance.started\"").count(), 3);
 }

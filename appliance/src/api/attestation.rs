@@ -206,7 +206,7 @@ pub async fn create(
             ));
         }
     };
-    limited.map_err(|l| ApiError::rate_limited(l.retry_after))?;
+    limited.map_err(|l| super::limited(&app, l, source, Some(&attempt.key_id)))?;
 
     let app2 = app.clone();
     let attestation = tokio::task::spawn_blocking(move || -> Result<Attestation, AppError> {

@@ -58,7 +58,7 @@ pub async fn create(
         .map_err(|_| ApiError::bad_request("officer_id is not a valid id"))?;
     app.limits
         .officer(&req.officer_id)
-        .map_err(|l| ApiError::rate_limited(l.retry_after))?;
+        .map_err(|l| super::limited(&app, l, source, Some(&req.officer_id)))?;
     if app.config.officers.require_intent && req.intent.is_none() {
         return Err(ApiError::bad_request(
             "this appliance requires an intent-bound challenge (intent.dob_days, intent.nonce)",

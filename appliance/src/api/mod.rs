@@ -6,7 +6,7 @@ mod challenge;
 mod issuance;
 mod request;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, State};
@@ -58,8 +58,8 @@ impl FromRequestParts<Arc<App>> for Source {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .get::<ConnectInfo<crate::tls::PeerAddr>>()
+            .map(|c| c.0.0.ip());
         if app.config.http.trust_forwarded_for && peer.is_some_and(|p| p.is_loopback()) {
             let forwarded = parts
                 .headers
@@ -76,10 +76,50 @@ impl FromRequestParts<Arc<App>> for Source {
 }
 
 /// Applies the global and per-source limits, or answers 429.
-pub(crate) fn admit(app: &App, source: Option<IpAddr>) -> Result<(), ApiError> {
+pub(crate) fn admit(app: &Arc<App>, source: Option<IpAddr>) -> Result<(), ApiError> {
     app.limits
         .request(source)
-        .map_err(|l| ApiError::rate_limited(l.retry_after))
+        .map_err(|l| limited(app, l, source, None))
+}
+
+/// The 429 for a refusal by a rate limit, audited at most once a minute
+/// per scope and key so that a flood cannot flood the audit log too.
+pub(crate) fn limited(
+    app: &Arc<App>,
+    l: crate::ratelimit::Limited,
+    source: Option<IpAddr>,
+    key: Option<&str>,
+) -> ApiError {
+    let subject = format!(
+        "{}|{}|{}",
+        l.scope,
+        key.unwrap_or(""),
+        source.map(|s| s.to_string()).unwrap_or_default()
+    );
+    if app.limits.should_audit(&subject) {
+        let (app, scope, key) = (app.clone(), l.scope, key.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let now = crate::state::now();
+            let Ok(src) = app.source_hash(source) else {
+                return;
+            };
+            let mut event =
+                crate::audit::Event::new("rate_limited", crate::audit::Severity::Warning)
+                    .source(src)
+                    .detail("scope", scope);
+            if let Some(k) = key {
+                event = event.actor(k);
+            }
+            let a = app.clone();
+            if let Err(e) = app
+                .db
+                .write_blocking(move |c| crate::audit::append(c, &a.hsm, &event, now))
+            {
+                tracing::warn!(error = %e, "could not audit a rate-limit refusal");
+            }
+        });
+    }
+    ApiError::rate_limited(l.retry_after)
 }
 
 /// Counts every routed request and its latency under its route pattern.
