@@ -91,8 +91,32 @@ impl Conn {
 
 #[derive(Default)]
 struct Tally {
-    latencies: Vec<Duration>,
+    /// Attestation + issuance, per iteration.
+    iterations: Vec<Duration>,
+    attestation: Vec<Duration>,
+    issuance: Vec<Duration>,
     failures: u64,
+}
+
+/// One attestation + issuance; `Ok(None)` when either was refused.
+fn iteration(
+    conn: &mut Conn,
+    party: &IssuingParty,
+    dob: i32,
+) -> std::io::Result<Option<(Duration, Duration)>> {
+    let start = Instant::now();
+    let (status, body) = conn.post(
+        "/v1/attestation/create",
+        &party.request(dob, now(), &random_hex32()).to_string(),
+    )?;
+    if status != 201 {
+        return Ok(None);
+    }
+    let attested = Instant::now();
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    let req = serde_json::json!({"attestation": v["attestation"], "r_bits": b64url_encode(&good_r_bits())});
+    let (status, _) = conn.post("/v1/issuance/blind", &req.to_string())?;
+    Ok((status == 200).then(|| (attested - start, attested.elapsed())))
 }
 
 fn worker(args: &Args, party: &IssuingParty, deadline: Instant) -> Tally {
@@ -102,25 +126,14 @@ fn worker(args: &Args, party: &IssuingParty, deadline: Instant) -> Tally {
         return tally;
     };
     while Instant::now() < deadline {
-        let start = Instant::now();
         let dob = args.dob_days + (rand::random::<u16>() % 1000) as i32;
-        let ok = (|| -> std::io::Result<bool> {
-            let (status, body) = conn.post(
-                "/v1/attestation/create",
-                &party.request(dob, now(), &random_hex32()).to_string(),
-            )?;
-            if status != 201 {
-                return Ok(false);
+        match iteration(&mut conn, party, dob) {
+            Ok(Some((attestation, issuance))) => {
+                tally.iterations.push(attestation + issuance);
+                tally.attestation.push(attestation);
+                tally.issuance.push(issuance);
             }
-            let v: serde_json::Value =
-                serde_json::from_slice(&body).map_err(std::io::Error::other)?;
-            let req = serde_json::json!({"attestation": v["attestation"], "r_bits": b64url_encode(&good_r_bits())});
-            let (status, _) = conn.post("/v1/issuance/blind", &req.to_string())?;
-            Ok(status == 200)
-        })();
-        match ok {
-            Ok(true) => tally.latencies.push(start.elapsed()),
-            Ok(false) => tally.failures += 1,
+            Ok(None) => tally.failures += 1,
             Err(_) => {
                 tally.failures += 1;
                 match Conn::open(&args.addr) {
@@ -170,22 +183,34 @@ fn main() -> ExitCode {
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let mut latencies: Vec<Duration> = tallies
-        .iter()
-        .flat_map(|t| t.latencies.iter().copied())
-        .collect();
-    let failures: u64 = tallies.iter().map(|t| t.failures).sum();
-    latencies.sort();
-    let n = latencies.len();
+    let collect = |pick: fn(&Tally) -> &Vec<Duration>| {
+        let mut v: Vec<Duration> = tallies
+            .iter()
+            .flat_map(|t| pick(t).iter().copied())
+            .collect();
+        v.sort();
+        v
+    };
+    let (iterations, attestation, issuance) = (
+        collect(|t| &t.iterations),
+        collect(|t| &t.attestation),
+        collect(|t| &t.issuance),
+    );
+    let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
+    let n = iterations.len();
     let report = serde_json::json!({
         "connections": args.connections,
         "seconds": elapsed,
         "issuances": n,
-        "failures": failures,
+        "failures": tallies.iter().map(|t| t.failures).sum::<u64>(),
         "issuances_per_second": n as f64 / elapsed,
-        "p50_ms": percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        "p99_ms": percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        "max_ms": latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        "p50_ms": ms(&iterations, 0.50),
+        "p99_ms": ms(&iterations, 0.99),
+        "max_ms": ms(&iterations, 1.0),
+        "attestation_p50_ms": ms(&attestation, 0.50),
+        "attestation_p99_ms": ms(&attestation, 0.99),
+        "issuance_p50_ms": ms(&issuance, 0.50),
+        "issuance_p99_ms": ms(&issuance, 0.99),
     });
     println!("{report}");
     if n == 0 {
