@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-ensure_apt_packages build-essential pkg-config softhsm2 p11-kit p11-kit-modules opensc systemd
+ensure_apt_packages build-essential pkg-config softhsm2 p11-kit p11-kit-modules opensc systemd tmux
 # HSM tests make a fresh token per run; drop the ones earlier runs left.
 rm -rf target/softhsm-test target/e2e /dev/shm/provii-softhsm-test-* /dev/shm/provii-e2e-tokens
 

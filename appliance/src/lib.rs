@@ -10,6 +10,7 @@ pub mod enrol;
 pub mod error;
 pub mod init;
 pub mod metrics;
+pub mod officer;
 pub mod ratelimit;
 pub mod serve;
 pub mod state;
