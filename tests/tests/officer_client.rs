@@ -47,7 +47,7 @@ fn wait_for(session: &str, needle: &str) -> String {
 
 /// Decodes a QR code from a grey image given as rows of 0 (dark) / 255.
 fn decode(width: usize, height: usize, pixel: impl Fn(usize, usize) -> u8) -> String {
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixel(x, y));
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(width, height, pixel);
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "exactly one QR code");
     grids[0].decode().expect("QR decodes").1
@@ -61,11 +61,7 @@ fn decode_terminal(lines: &[&str]) -> String {
     let scale = 4;
     let module = |x: usize, y: usize| -> u8 {
         let c = rows[y / 2].get(x).copied().unwrap_or('█');
-        let light = match (c, y % 2) {
-            ('█', _) => true,
-            ('▀', 0) | ('▄', 1) => true,
-            _ => false,
-        };
+        let light = matches!((c, y % 2), ('█', _) | ('▀', 0) | ('▄', 1));
         if light { 255 } else { 0 }
     };
     decode(width * scale, rows.len() * 2 * scale, |x, y| {
