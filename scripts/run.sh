@@ -34,8 +34,10 @@ done
 curl -sf http://127.0.0.1:8080/ready >/dev/null || die "the daemon is not ready; see $state/daemon.log"
 
 if [ ! -s "$state/demo-client.secret" ]; then
-    "$bin/provii-appliance" --config "$config" clients add demo-bank --name "Demo Bank" \
-        --secret-out "$state/demo-client.secret" >/dev/null
+    # Admin commands are approved by the caller's YubiKey; the demo officer's
+    # is simulated with its secret file.
+    "$bin/provii-appliance" --config "$config" --as demo-officer --responder "soft:$state/demo-officer.secret" \
+        clients add demo-bank --name "Demo Bank" --secret-out "$state/demo-client.secret" >/dev/null
 fi
 
 cat <<SESSION

@@ -1,25 +1,81 @@
 //! The admin plane on a local Unix socket (mode 0660): one JSON request per
-//! line, one JSON answer per line. Only enrolment and audit for now; roles
-//! and YubiKey MFA come with the operator tooling.
+//! line, one JSON answer per line.
+//!
+//! Every call is authenticated with the caller's YubiKey: the CLI first asks
+//! for a challenge bound to its exact request (`auth.challenge`), the
+//! YubiKey answers it, and the request carries the answer. The daemon
+//! consumes the challenge (single use, 120 s), recomputes the binding from
+//! the request it received, checks the HMAC inside the HSM and then the
+//! caller's role. A touch therefore approves exactly one request. Refusals
+//! are audited and change nothing.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use provii_circuits::encoding::hex_encode;
+use provii_circuits::encoding::{hex_decode_array, hex_encode};
+use provii_hsm::ObjectLabel;
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use crate::audit;
+use crate::audit::{self, Event, Severity};
 use crate::enrol;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
 const MAX_REQUEST: usize = 64 * 1024;
-/// Until roles exist, admin actions are recorded as done by the socket.
-const ACTOR: &str = "admin-socket";
+const CHALLENGE_TTL: i64 = 120;
+const MFA_DST: &[u8] = b"provii.admin.mfa.v1";
+
+/// Roles, least to most powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Officer,
+    Viewer,
+    Admin,
+    SuperAdmin,
+}
+
+impl Role {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "officer" => Some(Role::Officer),
+            "viewer" => Some(Role::Viewer),
+            "admin" => Some(Role::Admin),
+            "super_admin" => Some(Role::SuperAdmin),
+            _ => None,
+        }
+    }
+}
+
+/// The role a command needs. Viewers read; admins manage officers and
+/// clients; super_admins manage admins and keys. Officers have no admin
+/// access at all.
+pub fn required_role(cmd: &str) -> Option<Role> {
+    Some(match cmd {
+        "status" | "officers.list" | "clients.list" | "admins.list" | "audit.verify"
+        | "audit.export" | "audit.tail" | "hsm.status" | "hsm.inventory" | "keys.list" => {
+            Role::Viewer
+        }
+        "officers.add"
+        | "officers.disable"
+        | "officers.enable"
+        | "officers.rotate-secret"
+        | "officers.unlock"
+        | "clients.add"
+        | "clients.disable"
+        | "clients.enable"
+        | "clients.rotate-secret" => Role::Admin,
+        "admins.add" | "admins.disable" => Role::SuperAdmin,
+        _ => return None,
+    })
+}
 
 pub async fn serve(app: Arc<App>, path: &Path) -> Result<(), AppError> {
     let _ = std::fs::remove_file(path);
@@ -56,7 +112,7 @@ async fn handle(app: Arc<App>, line: &str) -> Value {
         Ok(v) => v,
         Err(_) => return json!({"ok": false, "error": "malformed request"}),
     };
-    let result = tokio::task::spawn_blocking(move || dispatch(&app, &req)).await;
+    let result = tokio::task::spawn_blocking(move || route(&app, req)).await;
     match result {
         Ok(Ok(v)) => json!({"ok": true, "result": v}),
         Ok(Err(AppError::Api(e))) => json!({"ok": false, "error": e.message}),
@@ -65,30 +121,235 @@ async fn handle(app: Arc<App>, line: &str) -> Value {
     }
 }
 
-fn dispatch(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
+/// SHA-256 of the request as the daemon received it, without its `auth`.
+fn request_digest(request: &Value) -> [u8; 32] {
+    let mut bare = request.clone();
+    if let Some(o) = bare.as_object_mut() {
+        o.remove("auth");
+    }
+    Sha256::digest(bare.to_string().as_bytes()).into()
+}
+
+fn bound_challenge(server_random: &[u8; 32], digest: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(MFA_DST)
+        .chain_update(server_random)
+        .chain_update(digest)
+        .finalize()
+        .into()
+}
+
+fn route(app: &Arc<App>, req: Value) -> Result<Value, AppError> {
+    if str_arg(&req, "cmd")? == "auth.challenge" {
+        return issue_challenge(app, &req);
+    }
+    let caller = authenticate(app, &req)?;
+    dispatch(app, &req, &caller)
+}
+
+/// `{"cmd": "auth.challenge", "officer": ID, "request": {…}}`: a challenge
+/// bound to that request. Issued for any id (existence is not revealed).
+fn issue_challenge(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
+    let officer = str_arg(req, "officer")?.to_owned();
+    let request = req
+        .get("request")
+        .ok_or_else(|| ApiError::bad_request("missing request"))?;
+    let digest = request_digest(request);
+    let (server_random, challenge) = loop {
+        let mut random = [0u8; 32];
+        rand::rng().fill_bytes(&mut random);
+        let c = bound_challenge(&random, &digest);
+        // As for officers at the counter: no equal final bytes (WIRE.md §2).
+        if c[30] != c[31] {
+            break (random, c);
+        }
+    };
+    let id = format!("admin:{}", uuid::Uuid::new_v4());
+    let (row_id, now) = (id.clone(), now());
+    app.db.write_blocking(move |c| {
+        c.execute(
+            "INSERT INTO challenges (id, officer_id, challenge, server_random, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![row_id, officer, challenge.to_vec(), server_random.to_vec(), now + CHALLENGE_TTL],
+        )?;
+        Ok(())
+    })?;
+    Ok(
+        json!({"challenge_id": id, "challenge": hex_encode(&challenge), "expires_at": now + CHALLENGE_TTL}),
+    )
+}
+
+/// Who is calling, proven by their YubiKey, with their role.
+pub struct Caller {
+    pub id: String,
+    pub role: Role,
+}
+
+fn refuse(app: &Arc<App>, actor: &str, cmd: &str, reason: &'static str) -> AppError {
+    let (a, actor, cmd) = (app.clone(), actor.to_owned(), cmd.to_owned());
+    let recorded = app.db.write_blocking(move |c| {
+        let event = Event::new("admin.refused", Severity::Warning)
+            .actor(actor)
+            .detail("command", cmd)
+            .detail("reason", reason);
+        audit::append(c, &a.hsm, &event, now())
+    });
+    match recorded {
+        Ok(()) => ApiError::unauthorized_because(reason).into(),
+        Err(e) => e,
+    }
+}
+
+fn authenticate(app: &Arc<App>, req: &Value) -> Result<Caller, AppError> {
+    let cmd = str_arg(req, "cmd")?;
+    let auth = req.get("auth").filter(|a| a.is_object());
+    let claimed = auth
+        .and_then(|a| a["officer"].as_str())
+        .unwrap_or("-")
+        .to_owned();
+    let Some(auth) = auth else {
+        return Err(refuse(
+            app,
+            &claimed,
+            cmd,
+            "missing MFA: every admin call needs the caller's YubiKey response",
+        ));
+    };
+    let (Some(challenge_id), Some(response)) =
+        (auth["challenge_id"].as_str(), auth["response"].as_str())
+    else {
+        return Err(refuse(app, &claimed, cmd, "malformed MFA"));
+    };
+    let Ok(response) = hex_decode_array::<20>(response, "response") else {
+        return Err(refuse(app, &claimed, cmd, "malformed MFA"));
+    };
+    let digest = request_digest(req);
+    let (challenge_id, officer, now) = (challenge_id.to_owned(), claimed.clone(), now());
+    // Consume the challenge whatever happens next: single use.
+    let row: Option<(String, Vec<u8>, Option<Vec<u8>>, i64)> = app.db.write_blocking(move |c: &Connection| {
+        Ok(c.query_row(
+            "DELETE FROM challenges WHERE id = ?1 AND id LIKE 'admin:%' RETURNING officer_id, challenge, server_random, expires_at",
+            [&challenge_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?)
+    })?;
+    let Some((owner, stored, Some(random), expires_at)) = row else {
+        return Err(refuse(
+            app,
+            &claimed,
+            cmd,
+            "unknown or already used MFA challenge",
+        ));
+    };
+    if owner != officer || expires_at < now {
+        return Err(refuse(
+            app,
+            &claimed,
+            cmd,
+            "MFA challenge expired or issued to someone else",
+        ));
+    }
+    let random: [u8; 32] = random
+        .try_into()
+        .map_err(|_| AppError::Storage("challenge".into()))?;
+    if !bool::from(bound_challenge(&random, &digest).ct_eq(&stored[..])) {
+        return Err(refuse(
+            app,
+            &claimed,
+            cmd,
+            "the MFA challenge was issued for a different request",
+        ));
+    }
+    let who: Option<(String, String, i64)> = app.db.read_blocking(|c| {
+        Ok(c.query_row(
+            "SELECT role, status, secret_generation FROM officers WHERE id = ?1",
+            [&officer],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?)
+    })?;
+    let Some((role, status, generation)) = who else {
+        return Err(refuse(app, &claimed, cmd, "wrong MFA response"));
+    };
+    let label = ObjectLabel::officer(&officer, generation as u32)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    if status != "active" || !app.hsm.verify_hmac_sha1(&label, &stored, &response)? {
+        return Err(refuse(app, &claimed, cmd, "wrong MFA response"));
+    }
+    let role = Role::parse(&role).ok_or_else(|| AppError::Storage("officer role".into()))?;
+    let Some(needed) = required_role(cmd) else {
+        return Err(ApiError::bad_request(format!("unknown command {cmd:?}")).into());
+    };
+    if role < needed || role == Role::Officer {
+        return Err(refuse(
+            app,
+            &claimed,
+            cmd,
+            "your role does not allow this command",
+        ));
+    }
+    Ok(Caller { id: officer, role })
+}
+
+fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppError> {
     let now = now();
     let cmd = str_arg(req, "cmd")?.to_owned();
     let arg = |key: &str| str_arg(req, key).map(str::to_owned);
     let a = app.clone();
+    let actor = caller.id.clone();
     match cmd.as_str() {
-        "officers.add" => {
+        "officers.add" | "admins.add" => {
             let id = arg("id")?;
-            let role = req.get("role").and_then(Value::as_str).unwrap_or("officer").to_owned();
+            let role = if cmd == "officers.add" {
+                "officer".to_owned()
+            } else {
+                let r = req.get("role").and_then(Value::as_str).unwrap_or("viewer");
+                if !matches!(r, "viewer" | "admin" | "super_admin") {
+                    return Err(ApiError::bad_request("admins have the role viewer, admin or super_admin").into());
+                }
+                r.to_owned()
+            };
             let (i, r) = (id.clone(), role.clone());
-            let secret = app.db.write_blocking(move |c| enrol::add_officer(c, &a.hsm, &i, &r, ACTOR, now))?;
+            let secret = app.db.write_blocking(move |c| enrol::add_officer(c, &a.hsm, &i, &r, &actor, now))?;
             let hex = hex_encode(&secret[..]);
             Ok(json!({"id": id, "role": role, "secret": hex, "program_yubikey": enrol::ykman_line(&hex)}))
         }
-        "officers.list" => app.db.read_blocking(|c| list(c, "SELECT id, role, status, created_at FROM officers ORDER BY id", &["id", "role", "status", "created_at"])),
-        "officers.disable" | "officers.enable" | "clients.disable" | "clients.enable" => {
+        "officers.list" => app.db.read_blocking(|c| {
+            list(c, "SELECT id, role, status, created_at FROM officers WHERE role = 'officer' ORDER BY id", &["id", "role", "status", "created_at"])
+        }),
+        "admins.list" => app.db.read_blocking(|c| {
+            list(c, "SELECT id, role, status, created_at FROM officers WHERE role != 'officer' ORDER BY id", &["id", "role", "status", "created_at"])
+        }),
+        "officers.disable" | "officers.enable" | "admins.disable" => {
             let id = arg("id")?;
-            let (table, status) = match cmd.as_str() {
-                "officers.disable" => ("officers", "disabled"),
-                "officers.enable" => ("officers", "active"),
-                "clients.disable" => ("clients", "disabled"),
-                _ => ("clients", "active"),
-            };
-            app.db.write_blocking(move |c| enrol::set_status(c, &a.hsm, table, &id, status, ACTOR, now))?;
+            let target_is_admin = app
+                .db
+                .read_blocking(|c| Ok(c.query_row("SELECT role FROM officers WHERE id = ?1", [&id], |r| r.get::<_, String>(0)).optional()?))?
+                .is_some_and(|r| r != "officer");
+            // Admins and super_admins are managed by super_admins only.
+            if (target_is_admin && caller.role < Role::SuperAdmin) || (cmd == "admins.disable" && !target_is_admin) {
+                return Err(refuse(app, &caller.id, &cmd, "your role does not allow this command"));
+            }
+            let status = if cmd == "officers.enable" { "active" } else { "disabled" };
+            app.db.write_blocking(move |c| enrol::set_status(c, &a.hsm, "officers", &id, status, &actor, now))?;
+            Ok(json!({}))
+        }
+        "officers.rotate-secret" => {
+            let id = arg("id")?;
+            let i = id.clone();
+            let secret = app.db.write_blocking(move |c| enrol::rotate_officer_secret(c, &a.hsm, &i, &actor, now))?;
+            let hex = hex_encode(&secret[..]);
+            Ok(json!({"id": id, "secret": hex, "program_yubikey": enrol::ykman_line(&hex)}))
+        }
+        "officers.unlock" => {
+            let id = arg("id")?;
+            let n = app.db.write_blocking(move |c| enrol::unlock_officer(c, &a.hsm, &id, &actor, now))?;
+            Ok(json!({"lockouts_lifted": n}))
+        }
+        "clients.disable" | "clients.enable" => {
+            let id = arg("id")?;
+            let status = if cmd == "clients.enable" { "active" } else { "disabled" };
+            app.db.write_blocking(move |c| enrol::set_status(c, &a.hsm, "clients", &id, status, &actor, now))?;
             Ok(json!({}))
         }
         "clients.add" => {
@@ -96,7 +357,7 @@ fn dispatch(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
             let name = req.get("display_name").and_then(Value::as_str).unwrap_or(&id).to_owned();
             let minors = req.get("allow_under_18").and_then(Value::as_bool).unwrap_or(false);
             let i = id.clone();
-            let secret = app.db.write_blocking(move |c| enrol::add_client(c, &a.hsm, &i, &name, minors, ACTOR, now))?;
+            let secret = app.db.write_blocking(move |c| enrol::add_client(c, &a.hsm, &i, &name, minors, &actor, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..])}))
         }
         "clients.list" => app.db.read_blocking(|c| {
@@ -110,20 +371,56 @@ fn dispatch(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
             let id = arg("id")?;
             let overlap = req.get("overlap_seconds").and_then(Value::as_i64).unwrap_or(86_400).clamp(0, 30 * 86_400);
             let i = id.clone();
-            let secret = app.db.write_blocking(move |c| enrol::rotate_client_secret(c, &a.hsm, &i, overlap, ACTOR, now))?;
+            let secret = app.db.write_blocking(move |c| enrol::rotate_client_secret(c, &a.hsm, &i, overlap, &actor, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..]), "previous_valid_for_seconds": overlap}))
         }
         "audit.verify" => app.db.read_blocking(|c| Ok(serde_json::to_value(audit::verify(c, &app.hsm)?).unwrap_or(Value::Null))),
-        "audit.export" => app.db.read_blocking(|c| {
+        "audit.export" | "audit.tail" => app.db.read_blocking(|c| {
             let mut out = Vec::new();
             audit::export(c, &mut out)?;
-            Ok(json!({"jsonl": String::from_utf8_lossy(&out)}))
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let text = if cmd == "audit.tail" {
+                let n = req.get("lines").and_then(Value::as_u64).unwrap_or(20) as usize;
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+            } else {
+                text
+            };
+            Ok(json!({"jsonl": text}))
         }),
+        "hsm.status" => Ok(serde_json::to_value(app.hsm.probe()).unwrap_or(Value::Null)),
+        "hsm.inventory" => Ok(serde_json::to_value(app.hsm.inventory()?).unwrap_or(Value::Null)),
+        "keys.list" => app.db.read_blocking(|c| {
+            list(c, "SELECT kid, state, created_at, activated_at FROM signing_keys ORDER BY created_at", &["kid", "state", "created_at", "activated_at"])
+        }),
+        "status" => {
+            let hsm = app.hsm.probe();
+            let (locked, clients, officers): (i64, i64, i64) = app.db.read_blocking(|c| {
+                Ok((
+                    c.query_row("SELECT COUNT(*) FROM officer_failures WHERE locked_until > ?1", [now], |r| r.get(0))?,
+                    c.query_row("SELECT COUNT(*) FROM clients WHERE status = 'active'", [], |r| r.get(0))?,
+                    c.query_row("SELECT COUNT(*) FROM officers WHERE status = 'active'", [], |r| r.get(0))?,
+                ))
+            })?;
+            let keys = app.keys();
+            Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "issuer_id": app.config.issuer_id,
+                "hsm": hsm,
+                "database": "ok",
+                "active_signing_key": keys.active.as_ref().map(|k| k.sealed.kid.as_str().to_owned()),
+                "published_keys": keys.published.len(),
+                "outbox": "not configured (key publication is not built yet)",
+                "active_officers": officers,
+                "active_clients": clients,
+                "locked_out_officer_sources": locked,
+            }))
+        }
         other => Err(ApiError::bad_request(format!("unknown command {other:?}")).into()),
     }
 }
 
-fn list(c: &rusqlite::Connection, sql: &str, columns: &[&str]) -> Result<Value, AppError> {
+fn list(c: &Connection, sql: &str, columns: &[&str]) -> Result<Value, AppError> {
     let mut stmt = c.prepare(sql)?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
@@ -143,8 +440,8 @@ fn list(c: &rusqlite::Connection, sql: &str, columns: &[&str]) -> Result<Value, 
     Ok(Value::Array(out))
 }
 
-/// The CLI side: sends one request, returns the `result` or the error text.
-pub fn call(socket: &Path, request: &Value) -> Result<Value, String> {
+/// Sends one request line and returns the `result` or the error text.
+fn send(socket: &Path, request: &Value) -> Result<Value, String> {
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach the daemon at {}: {e}; is `provii-appliance serve` running?",
@@ -168,4 +465,33 @@ pub fn call(socket: &Path, request: &Value) -> Result<Value, String> {
             .unwrap_or("unknown error")
             .to_owned())
     }
+}
+
+/// The CLI side: asks for a challenge bound to `request`, has `respond`
+/// (the caller's YubiKey) answer it, and sends the request with the answer.
+pub fn call(
+    socket: &Path,
+    caller: &str,
+    respond: impl FnOnce(&[u8; 32]) -> Result<[u8; 20], String>,
+    request: &Value,
+) -> Result<Value, String> {
+    let challenge = send(
+        socket,
+        &json!({"cmd": "auth.challenge", "officer": caller, "request": request}),
+    )?;
+    let bytes: [u8; 32] = challenge["challenge"]
+        .as_str()
+        .and_then(|c| hex_decode_array(c, "challenge").ok())
+        .ok_or("malformed challenge from the daemon")?;
+    let response = respond(&bytes)?;
+    let mut request = request.clone();
+    if let Some(o) = request.as_object_mut() {
+        o.insert("auth".into(), json!({"officer": caller, "challenge_id": challenge["challenge_id"], "response": hex_encode(&response)}));
+    }
+    send(socket, &request)
+}
+
+/// Sends a request without MFA (tests use it to show such calls fail).
+pub fn call_unauthenticated(socket: &Path, request: &Value) -> Result<Value, String> {
+    send(socket, request)
 }

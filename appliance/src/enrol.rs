@@ -163,3 +163,66 @@ pub fn set_status(
     )?;
     Ok(())
 }
+
+/// A new YubiKey secret for an officer (a lost or re-programmed key); the
+/// old one stops working at once.
+pub fn rotate_officer_secret(
+    c: &Connection,
+    hsm: &Hsm,
+    id: &str,
+    actor: &str,
+    now: i64,
+) -> Result<Zeroizing<[u8; 20]>, AppError> {
+    let generation: i64 = c
+        .query_row(
+            "SELECT secret_generation FROM officers WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(ApiError::not_found)?;
+    let next = generation + 1;
+    let secret = fresh_secret::<20>(hsm)?;
+    let label =
+        ObjectLabel::officer(id, next as u32).map_err(|e| AppError::Internal(e.to_string()))?;
+    hsm.import_secret(&label, SecretKind::OfficerYubiKey, &secret[..])?;
+    c.execute(
+        "UPDATE officers SET secret_generation = ?2 WHERE id = ?1",
+        params![id, next],
+    )?;
+    audit::append(
+        c,
+        hsm,
+        &Event::new("officer.secret_rotated", Severity::Critical)
+            .actor(actor)
+            .detail("officer", id),
+        now,
+    )?;
+    Ok(secret)
+}
+
+/// Lifts every lockout of an officer.
+pub fn unlock_officer(
+    c: &Connection,
+    hsm: &Hsm,
+    id: &str,
+    actor: &str,
+    now: i64,
+) -> Result<u64, AppError> {
+    if c.query_row("SELECT 1 FROM officers WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_none()
+    {
+        return Err(ApiError::not_found().into());
+    }
+    let n = c.execute("DELETE FROM officer_failures WHERE officer_id = ?1", [id])?;
+    audit::append(
+        c,
+        hsm,
+        &Event::new("officer.unlocked", Severity::Critical)
+            .actor(actor)
+            .detail("officer", id),
+        now,
+    )?;
+    Ok(n as u64)
+}

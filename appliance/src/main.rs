@@ -1,7 +1,10 @@
 //! `provii-appliance`: the Provii issuer daemon and its admin commands.
 //!
-//! Exit status: 0 success, 1 the command failed (reason on stderr), 2 bad
-//! arguments.
+//! Admin commands talk to the running daemon over its Unix socket and are
+//! approved by the caller's YubiKey (`--as ID`, `--responder`).
+//!
+//! Exit status: 0 success, 1 the command failed or was refused (reason on
+//! stderr), 2 bad arguments.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use provii_appliance::config::Config;
-use provii_appliance::{admin, enrol, init, serve};
+use provii_appliance::{admin, enrol, init, officer, serve};
 use provii_circuits::encoding::hex_encode;
 use serde_json::{Value, json};
 
@@ -27,6 +30,12 @@ struct Cli {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// Admin commands: your officer id (default: officer_id in ~/.config/provii/officer.toml)
+    #[arg(long = "as", global = true, value_name = "OFFICER_ID")]
+    caller: Option<String>,
+    /// Admin commands: "yubikey" (default) or "soft:FILE" (the secret in hex; tests)
+    #[arg(long, global = true, default_value = "yubikey")]
+    responder: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,24 +44,35 @@ struct Cli {
 enum Command {
     /// First run: create the state, provision the HSM, enrol the first super_admin
     Init {
-        /// Id of the first super_admin officer
+        /// Id of the first super_admin
         #[arg(long, default_value = "admin")]
         officer_id: String,
-        /// Also write the officer's YubiKey secret (hex) to this file, mode 0600
+        /// Also write the super_admin's YubiKey secret (hex) to this file, mode 0600
         #[arg(long)]
         secret_out: Option<PathBuf>,
     },
     /// Run the daemon
     Serve,
-    /// Manage counter officers
+    /// Counter officers (admin)
     #[command(subcommand)]
     Officers(OfficerCmd),
-    /// Manage Issuing Parties (clients)
+    /// Issuing Parties (admin)
     #[command(subcommand)]
     Clients(ClientCmd),
-    /// The tamper-evident audit log
+    /// Viewers, admins and super_admins (super_admin)
+    #[command(subcommand)]
+    Admins(AdminCmd),
+    /// The tamper-evident audit log (viewer)
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// HSM, database, keys, lockouts, version (viewer)
+    Status,
+    /// The HSM (viewer)
+    #[command(subcommand)]
+    Hsm(HsmCmd),
+    /// Credential signing keys (viewer)
+    #[command(subcommand)]
+    Keys(KeysCmd),
 }
 
 #[derive(Subcommand)]
@@ -60,8 +80,6 @@ enum OfficerCmd {
     /// Enrol an officer; prints the YubiKey secret once
     Add {
         id: String,
-        #[arg(long, default_value = "officer")]
-        role: String,
         #[arg(long)]
         secret_out: Option<PathBuf>,
     },
@@ -70,6 +88,16 @@ enum OfficerCmd {
         id: String,
     },
     Enable {
+        id: String,
+    },
+    /// A new YubiKey secret (lost or re-programmed key); the old one stops working
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+    /// Lift the officer's lockouts
+    Unlock {
         id: String,
     },
 }
@@ -105,11 +133,45 @@ enum ClientCmd {
 }
 
 #[derive(Subcommand)]
+enum AdminCmd {
+    /// Enrol a viewer, admin or super_admin; prints the YubiKey secret once
+    Add {
+        id: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+    List,
+    Disable {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
-    /// Recompute the HSM MAC chain
+    /// Recompute the HSM MAC chain (exit 1 if broken)
     Verify,
     /// Every record as JSON lines
     Export,
+    /// The last records as JSON lines
+    Tail {
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum HsmCmd {
+    /// Usable or not, the last error, reconnects
+    Status,
+    /// Every object on the token with its security attributes
+    Inventory,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    List,
 }
 
 fn write_secret(path: &Path, hex: &str) -> Result<(), String> {
@@ -120,14 +182,6 @@ fn write_secret(path: &Path, hex: &str) -> Result<(), String> {
         .open(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     writeln!(f, "{hex}").map_err(|e| format!("write {}: {e}", path.display()))
-}
-
-fn print(json_mode: bool, value: &Value, text: impl FnOnce(&Value) -> String) {
-    if json_mode {
-        println!("{value}");
-    } else {
-        println!("{}", text(value));
-    }
 }
 
 fn table(rows: &Value, columns: &[&str]) -> String {
@@ -147,7 +201,6 @@ fn table(rows: &Value, columns: &[&str]) -> String {
                 .max(c.len())
         })
         .collect();
-    let mut out = String::new();
     let line = |vals: Vec<String>| {
         vals.iter()
             .zip(&widths)
@@ -155,7 +208,9 @@ fn table(rows: &Value, columns: &[&str]) -> String {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    out.push_str(line(columns.iter().map(|c| c.to_uppercase()).collect()).trim_end());
+    let mut out = line(columns.iter().map(|c| c.to_uppercase()).collect())
+        .trim_end()
+        .to_owned();
     for r in &rows {
         out.push('\n');
         out.push_str(line(columns.iter().map(|c| cell(r, c)).collect()).trim_end());
@@ -163,39 +218,92 @@ fn table(rows: &Value, columns: &[&str]) -> String {
     out
 }
 
-fn admin_call(config: &Config, request: Value) -> Result<Value, String> {
-    admin::call(&config.admin_socket(), &request)
+fn secret_text(v: &Value, what: &str) -> String {
+    let mut text = format!(
+        "{what}. The secret is shown this once and is not stored outside the HSM:\n\n  {}\n",
+        v["secret"].as_str().unwrap_or("")
+    );
+    if let Some(line) = v["program_yubikey"].as_str() {
+        text.push_str(&format!(
+            "\nProgram the YubiKey (slot 2, touch) with:\n\n  {line}\n"
+        ));
+    }
+    text
 }
 
-fn secret_text(v: &Value, what: &str) -> String {
-    format!(
-        "{what} enrolled. Its secret is shown this once and is not stored outside the HSM:\n\n  {}\n",
-        v["secret"].as_str().unwrap_or("")
-    )
+/// The caller of admin commands and their YubiKey.
+struct Admin {
+    socket: PathBuf,
+    caller: String,
+    responder: officer::Responder,
+}
+
+impl Admin {
+    fn new(config: &Config, caller: Option<String>, responder: &str) -> Result<Self, String> {
+        let caller = match caller {
+            Some(c) => c,
+            None => officer::OfficerConfig::load(&officer::OfficerConfig::default_path())
+                .map(|c| c.officer_id)
+                .map_err(|_| {
+                    "say who you are with --as OFFICER_ID (admin commands need your YubiKey)"
+                        .to_owned()
+                })?,
+        };
+        let responder = officer::Responder::parse(responder).map_err(|e| e.to_string())?;
+        Ok(Self {
+            socket: config.admin_socket(),
+            caller,
+            responder,
+        })
+    }
+
+    fn call(&self, request: Value) -> Result<Value, String> {
+        if matches!(self.responder, officer::Responder::YubiKey) {
+            eprintln!("Touch your YubiKey to approve…");
+        }
+        admin::call(
+            &self.socket,
+            &self.caller,
+            |c| self.responder.respond(c).map_err(|e| e.to_string()),
+            &request,
+        )
+    }
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
     let json_mode = cli.json;
+    let print = |value: &Value, text: &dyn Fn(&Value) -> String| {
+        if json_mode {
+            println!("{value}");
+        } else {
+            println!("{}", text(value));
+        }
+    };
+    let save = |path: &Option<PathBuf>, v: &Value| match path {
+        Some(p) => write_secret(p, v["secret"].as_str().unwrap_or("")),
+        None => Ok(()),
+    };
+    let people = |v: &Value| table(v, &["id", "role", "status", "created_at"]);
+    let done = |_: &Value| "done".to_owned();
     match cli.command {
         Command::Init {
             officer_id,
             secret_out,
         } => {
-            let done = init::init(&config, &officer_id).map_err(|e| e.to_string())?;
-            let hex = hex_encode(&done.officer_secret[..]);
-            if let Some(path) = &secret_out {
-                write_secret(path, &hex)?;
-            }
-            let v = json!({"officer_id": done.officer_id, "role": "super_admin", "secret": hex, "program_yubikey": enrol::ykman_line(&hex), "kid": done.kid.as_str()});
-            print(json_mode, &v, |v| {
+            let initialised = init::init(&config, &officer_id).map_err(|e| e.to_string())?;
+            let hex = hex_encode(&initialised.officer_secret[..]);
+            let v = json!({"officer_id": initialised.officer_id, "role": "super_admin", "secret": hex,
+                           "program_yubikey": enrol::ykman_line(&hex), "kid": initialised.kid.as_str()});
+            save(&secret_out, &v)?;
+            print(&v, &|v| {
                 format!(
-                    "Appliance initialised; signing key {} is active.\n\nSuper admin {:?}: program a YubiKey (slot 2, touch) with this secret. It is shown this once:\n\n  {}\n",
+                    "Appliance initialised; signing key {} is active.\n\n{}",
                     v["kid"].as_str().unwrap_or(""),
-                    v["officer_id"].as_str().unwrap_or(""),
-                    v["program_yubikey"].as_str().unwrap_or("")
+                    secret_text(v, "Super admin enrolled")
                 )
             });
+            return Ok(());
         }
         Command::Serve => {
             provii_hsm::hardening::harden_process().map_err(|e| e.to_string())?;
@@ -207,51 +315,44 @@ fn run(cli: Cli) -> Result<(), String> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
+            let config_bytes =
+                std::fs::read(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            let config_bytes =
-                std::fs::read(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
-            rt.block_on(serve::serve(config, config_bytes))
-                .map_err(|e| e.to_string())?;
+            return rt
+                .block_on(serve::serve(config, config_bytes))
+                .map_err(|e| e.to_string());
         }
+        _ => {}
+    }
+    let admin = Admin::new(&config, cli.caller, &cli.responder)?;
+    match cli.command {
+        Command::Init { .. } | Command::Serve => {}
         Command::Officers(cmd) => match cmd {
-            OfficerCmd::Add {
-                id,
-                role,
-                secret_out,
-            } => {
-                let v = admin_call(
-                    &config,
-                    json!({"cmd": "officers.add", "id": id, "role": role}),
-                )?;
-                if let Some(path) = &secret_out {
-                    write_secret(path, v["secret"].as_str().unwrap_or(""))?;
-                }
-                print(json_mode, &v, |v| {
-                    format!(
-                        "{}\nProgram the YubiKey with:\n\n  {}",
-                        secret_text(v, "Officer"),
-                        v["program_yubikey"].as_str().unwrap_or("")
-                    )
-                });
+            OfficerCmd::Add { id, secret_out } => {
+                let v = admin.call(json!({"cmd": "officers.add", "id": id}))?;
+                save(&secret_out, &v)?;
+                print(&v, &|v| secret_text(v, "Officer enrolled"));
             }
-            OfficerCmd::List => {
-                let v = admin_call(&config, json!({"cmd": "officers.list"}))?;
-                print(json_mode, &v, |v| {
-                    table(v, &["id", "role", "status", "created_at"])
-                });
-            }
+            OfficerCmd::List => print(&admin.call(json!({"cmd": "officers.list"}))?, &people),
             OfficerCmd::Disable { id } => print(
-                json_mode,
-                &admin_call(&config, json!({"cmd": "officers.disable", "id": id}))?,
-                |_| "disabled".into(),
+                &admin.call(json!({"cmd": "officers.disable", "id": id}))?,
+                &done,
             ),
             OfficerCmd::Enable { id } => print(
-                json_mode,
-                &admin_call(&config, json!({"cmd": "officers.enable", "id": id}))?,
-                |_| "enabled".into(),
+                &admin.call(json!({"cmd": "officers.enable", "id": id}))?,
+                &done,
+            ),
+            OfficerCmd::RotateSecret { id, secret_out } => {
+                let v = admin.call(json!({"cmd": "officers.rotate-secret", "id": id}))?;
+                save(&secret_out, &v)?;
+                print(&v, &|v| secret_text(v, "New officer secret"));
+            }
+            OfficerCmd::Unlock { id } => print(
+                &admin.call(json!({"cmd": "officers.unlock", "id": id}))?,
+                &|v| format!("lockouts lifted: {}", v["lockouts_lifted"]),
             ),
         },
         Command::Clients(cmd) => match cmd {
@@ -261,59 +362,60 @@ fn run(cli: Cli) -> Result<(), String> {
                 allow_under_18,
                 secret_out,
             } => {
-                let v = admin_call(
-                    &config,
-                    json!({"cmd": "clients.add", "id": id, "display_name": name, "allow_under_18": allow_under_18}),
-                )?;
-                if let Some(path) = &secret_out {
-                    write_secret(path, v["secret"].as_str().unwrap_or(""))?;
-                }
-                print(json_mode, &v, |v| secret_text(v, "Client"));
+                let v = admin.call(json!({"cmd": "clients.add", "id": id, "display_name": name, "allow_under_18": allow_under_18}))?;
+                save(&secret_out, &v)?;
+                print(&v, &|v| secret_text(v, "Client enrolled"));
             }
-            ClientCmd::List => {
-                let v = admin_call(&config, json!({"cmd": "clients.list"}))?;
-                print(json_mode, &v, |v| {
-                    table(
-                        v,
-                        &[
-                            "id",
-                            "display_name",
-                            "status",
-                            "allow_under_18",
-                            "secret_generation",
-                        ],
-                    )
-                });
-            }
+            ClientCmd::List => print(&admin.call(json!({"cmd": "clients.list"}))?, &|v| {
+                table(
+                    v,
+                    &[
+                        "id",
+                        "display_name",
+                        "status",
+                        "allow_under_18",
+                        "secret_generation",
+                    ],
+                )
+            }),
             ClientCmd::Disable { id } => print(
-                json_mode,
-                &admin_call(&config, json!({"cmd": "clients.disable", "id": id}))?,
-                |_| "disabled".into(),
+                &admin.call(json!({"cmd": "clients.disable", "id": id}))?,
+                &done,
             ),
             ClientCmd::Enable { id } => print(
-                json_mode,
-                &admin_call(&config, json!({"cmd": "clients.enable", "id": id}))?,
-                |_| "enabled".into(),
+                &admin.call(json!({"cmd": "clients.enable", "id": id}))?,
+                &done,
             ),
             ClientCmd::RotateSecret {
                 id,
                 overlap_seconds,
                 secret_out,
             } => {
-                let v = admin_call(
-                    &config,
-                    json!({"cmd": "clients.rotate-secret", "id": id, "overlap_seconds": overlap_seconds}),
-                )?;
-                if let Some(path) = &secret_out {
-                    write_secret(path, v["secret"].as_str().unwrap_or(""))?;
-                }
-                print(json_mode, &v, |v| secret_text(v, "New client secret"));
+                let v = admin.call(json!({"cmd": "clients.rotate-secret", "id": id, "overlap_seconds": overlap_seconds}))?;
+                save(&secret_out, &v)?;
+                print(&v, &|v| secret_text(v, "New client secret"));
             }
         },
+        Command::Admins(cmd) => match cmd {
+            AdminCmd::Add {
+                id,
+                role,
+                secret_out,
+            } => {
+                let v = admin.call(json!({"cmd": "admins.add", "id": id, "role": role}))?;
+                save(&secret_out, &v)?;
+                print(&v, &|v| secret_text(v, "Admin enrolled"));
+            }
+            AdminCmd::List => print(&admin.call(json!({"cmd": "admins.list"}))?, &people),
+            AdminCmd::Disable { id } => print(
+                &admin.call(json!({"cmd": "admins.disable", "id": id}))?,
+                &done,
+            ),
+        },
         Command::Audit(AuditCmd::Verify) => {
-            let v = admin_call(&config, json!({"cmd": "audit.verify"}))?;
+            let v = admin.call(json!({"cmd": "audit.verify"}))?;
             let ok = v["ok"] == true;
-            print(json_mode, &v, |v| {
+            print(&v, &|v| {
                 if ok {
                     format!("audit chain intact: {} records", v["records"])
                 } else {
@@ -324,10 +426,63 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err("audit verification failed".into());
             }
         }
-        Command::Audit(AuditCmd::Export) => {
-            let v = admin_call(&config, json!({"cmd": "audit.export"}))?;
-            print!("{}", v["jsonl"].as_str().unwrap_or(""));
+        Command::Audit(AuditCmd::Export) => print!(
+            "{}",
+            admin.call(json!({"cmd": "audit.export"}))?["jsonl"]
+                .as_str()
+                .unwrap_or("")
+        ),
+        Command::Audit(AuditCmd::Tail { lines }) => {
+            print!(
+                "{}",
+                admin.call(json!({"cmd": "audit.tail", "lines": lines}))?["jsonl"]
+                    .as_str()
+                    .unwrap_or("")
+            )
         }
+        Command::Status => print(&admin.call(json!({"cmd": "status"}))?, &|v| {
+            format!(
+                "version            {}\nissuer             {}\nHSM                {} ({})\ndatabase           {}\nsigning key        {}\npublished keys     {}\nofficers / clients {} / {}\nlocked-out sources {}\noutbox             {}",
+                v["version"].as_str().unwrap_or(""),
+                v["issuer_id"].as_str().unwrap_or(""),
+                v["hsm"]["state"].as_str().unwrap_or(""),
+                v["hsm"]["token"].as_str().unwrap_or(""),
+                v["database"].as_str().unwrap_or(""),
+                v["active_signing_key"]
+                    .as_str()
+                    .unwrap_or("NONE: issuance refused"),
+                v["published_keys"],
+                v["active_officers"],
+                v["active_clients"],
+                v["locked_out_officer_sources"],
+                v["outbox"].as_str().unwrap_or(""),
+            )
+        }),
+        Command::Hsm(HsmCmd::Status) => print(&admin.call(json!({"cmd": "hsm.status"}))?, &|v| {
+            format!(
+                "{} token {:?} (serial {}), reconnects {}, last error: {}",
+                v["state"], v["token"], v["serial"], v["reconnects"], v["last_error"]
+            )
+        }),
+        Command::Hsm(HsmCmd::Inventory) => {
+            print(&admin.call(json!({"cmd": "hsm.inventory"}))?, &|v| {
+                table(
+                    v,
+                    &[
+                        "label",
+                        "class",
+                        "key_type",
+                        "sensitive",
+                        "extractable",
+                        "never_extractable",
+                        "local",
+                    ],
+                )
+            })
+        }
+        Command::Keys(KeysCmd::List) => print(&admin.call(json!({"cmd": "keys.list"}))?, &|v| {
+            table(v, &["kid", "state", "created_at", "activated_at"])
+        }),
     }
     Ok(())
 }

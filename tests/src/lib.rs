@@ -206,9 +206,18 @@ impl Appliance {
         c
     }
 
-    /// Runs an admin subcommand and returns its output.
+    /// Runs an admin subcommand as `alice`, the super_admin `init` enrolled,
+    /// approved by her software YubiKey.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_as("alice", &self.dir.join("alice.secret"), args)
+    }
+
+    /// Runs an admin subcommand as `officer`, whose YubiKey secret (hex) is
+    /// in `secret_file`.
+    pub fn cli_as(&self, officer: &str, secret_file: &Path, args: &[&str]) -> std::process::Output {
+        let responder = format!("soft:{}", secret_file.display());
         self.command()
+            .args(["--as", officer, "--responder", &responder])
             .args(args)
             .output()
             .expect("run provii-appliance")
@@ -216,12 +225,9 @@ impl Appliance {
 
     /// Runs an admin subcommand with `--json` and returns the parsed answer.
     pub fn cli_json(&self, args: &[&str]) -> Value {
-        let out = self
-            .command()
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("run provii-appliance");
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let out = self.cli(&with_json);
         assert!(
             out.status.success(),
             "{args:?}: {}",
