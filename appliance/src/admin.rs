@@ -178,6 +178,14 @@ fn issue_challenge(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
     )
 }
 
+/// An admin challenge as consumed from the database.
+struct AdminChallenge {
+    owner: String,
+    stored: Vec<u8>,
+    random: Option<Vec<u8>>,
+    expires_at: i64,
+}
+
 /// Who is calling, proven by their YubiKey, with their role.
 pub struct Caller {
     pub id: String,
@@ -225,15 +233,21 @@ fn authenticate(app: &Arc<App>, req: &Value) -> Result<Caller, AppError> {
     let digest = request_digest(req);
     let (challenge_id, officer, now) = (challenge_id.to_owned(), claimed.clone(), now());
     // Consume the challenge whatever happens next: single use.
-    let row: Option<(String, Vec<u8>, Option<Vec<u8>>, i64)> = app.db.write_blocking(move |c: &Connection| {
+    let row: Option<AdminChallenge> = app.db.write_blocking(move |c: &Connection| {
         Ok(c.query_row(
             "DELETE FROM challenges WHERE id = ?1 AND id LIKE 'admin:%' RETURNING officer_id, challenge, server_random, expires_at",
             [&challenge_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok(AdminChallenge { owner: r.get(0)?, stored: r.get(1)?, random: r.get(2)?, expires_at: r.get(3)? }),
         )
         .optional()?)
     })?;
-    let Some((owner, stored, Some(random), expires_at)) = row else {
+    let Some(AdminChallenge {
+        owner,
+        stored,
+        random: Some(random),
+        expires_at,
+    }) = row
+    else {
         return Err(refuse(
             app,
             &claimed,
