@@ -74,16 +74,27 @@ impl Appliance {
 
     /// The officer path: intent-bound challenge, YubiKey, attestation.
     pub fn officer_attest(&self, dob_days: i32) -> crate::Response {
+        self.officer_attest_as(&self.officer_id, &self.yubikey(), dob_days)
+    }
+
+    /// The officer path for any officer and YubiKey.
+    pub fn officer_attest_as(
+        &self,
+        officer_id: &str,
+        key: &SoftYubiKey,
+        dob_days: i32,
+    ) -> crate::Response {
         let nonce = random_hex32();
-        let ch = self.post("/v1/challenge", &json!({"officer_id": self.officer_id, "intent": {"dob_days": dob_days, "nonce": nonce}}));
+        let ch = self.post(
+            "/v1/challenge",
+            &json!({"officer_id": officer_id, "intent": {"dob_days": dob_days, "nonce": nonce}}),
+        );
         assert_eq!(ch.status, 201, "challenge: {:?}", ch.json());
         let ch = ch.json();
-        let response = self
-            .yubikey()
-            .respond(ch["challenge"].as_str().expect("challenge"));
+        let response = key.respond(ch["challenge"].as_str().expect("challenge"));
         self.post(
             "/v1/attestation/create",
-            &json!({"dob_days": dob_days, "authorizer": {"format": "yubikey", "keyId": self.officer_id,
+            &json!({"dob_days": dob_days, "authorizer": {"format": "yubikey", "keyId": officer_id,
                     "challengeId": ch["challenge_id"], "timestamp": now(), "hmac": response, "nonce": nonce}}),
         )
     }

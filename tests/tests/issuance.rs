@@ -211,6 +211,9 @@ fn officer_refusals() {
     assert_eq!(r.status, 401, "locked out");
     let audit = String::from_utf8(app.cli(&["audit", "export"]).stdout).expect("utf-8");
     assert!(audit.contains("\"auth.lockout\""), "lockout audited");
+    // An admin lifts the lockout; the right response works again.
+    app.cli_json(&["officers", "unlock", "alice"]);
+    assert_eq!(app.officer_attest(9000).status, 201, "unlocked");
 }
 
 #[test]
