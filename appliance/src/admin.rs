@@ -409,8 +409,15 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
         }),
         "status" => {
             let hsm = app.hsm.probe();
-            let (locked, clients, officers): (i64, i64, i64) = app.db.read_blocking(|c| {
+            let cap = i64::from(app.config.officers.max_failures_per_source_per_hour);
+            let (capped, locked, clients, officers): (i64, i64, i64, i64) = app.db.read_blocking(|c| {
                 Ok((
+                    c.query_row(
+                        "SELECT COUNT(*) FROM source_failures WHERE failures >= ?1 AND window_start > ?2",
+                        params![cap, now - 3600],
+                        |r| r.get(0),
+                    )?,
+
                     c.query_row("SELECT COUNT(*) FROM officer_failures WHERE locked_until > ?1", [now], |r| r.get(0))?,
                     c.query_row("SELECT COUNT(*) FROM clients WHERE status = 'active'", [], |r| r.get(0))?,
                     c.query_row("SELECT COUNT(*) FROM officers WHERE status = 'active'", [], |r| r.get(0))?,
@@ -428,6 +435,13 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                 "active_officers": officers,
                 "active_clients": clients,
                 "locked_out_officer_sources": locked,
+                "rate_limits": {
+                    "per_source_per_minute": app.config.rate_limits.per_source_per_minute,
+                    "per_client_per_minute": app.config.rate_limits.per_client_per_minute,
+                    "per_officer_per_minute": app.config.rate_limits.per_officer_per_minute,
+                    "global_per_second": app.config.rate_limits.global_per_second,
+                    "sources_over_failure_cap": capped,
+                },
             }))
         }
         other => Err(ApiError::bad_request(format!("unknown command {other:?}")).into()),

@@ -291,6 +291,7 @@ fn run(cli: Cli) -> Result<(), String> {
             officer_id,
             secret_out,
         } => {
+            eprintln!("Provisioning the HSM and the state directory (a few seconds on a disk-backed token)…");
             let initialised = init::init(&config, &officer_id).map_err(|e| e.to_string())?;
             let hex = hex_encode(&initialised.officer_secret[..]);
             let v = json!({"officer_id": initialised.officer_id, "role": "super_admin", "secret": hex,
@@ -442,7 +443,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Status => print(&admin.call(json!({"cmd": "status"}))?, &|v| {
             format!(
-                "version            {}\nissuer             {}\nHSM                {} ({})\ndatabase           {}\nsigning key        {}\npublished keys     {}\nofficers / clients {} / {}\nlocked-out sources {}\noutbox             {}",
+                "version            {}\nissuer             {}\nHSM                {} ({})\ndatabase           {}\nsigning key        {}\npublished keys     {}\nofficers / clients {} / {}\nlocked-out sources {}\nsources over cap   {}\noutbox             {}",
                 v["version"].as_str().unwrap_or(""),
                 v["issuer_id"].as_str().unwrap_or(""),
                 v["hsm"]["state"].as_str().unwrap_or(""),
@@ -455,6 +456,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 v["active_officers"],
                 v["active_clients"],
                 v["locked_out_officer_sources"],
+                v["rate_limits"]["sources_over_failure_cap"],
                 v["outbox"].as_str().unwrap_or(""),
             )
         }),
