@@ -291,7 +291,9 @@ fn run(cli: Cli) -> Result<(), String> {
             officer_id,
             secret_out,
         } => {
-            eprintln!("Provisioning the HSM and the state directory (a few seconds on a disk-backed token)…");
+            eprintln!(
+                "Provisioning the HSM and the state directory (a few seconds on a disk-backed token)…"
+            );
             let initialised = init::init(&config, &officer_id).map_err(|e| e.to_string())?;
             let hex = hex_encode(&initialised.officer_secret[..]);
             let v = json!({"officer_id": initialised.officer_id, "role": "super_admin", "secret": hex,
