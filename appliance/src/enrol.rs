@@ -96,6 +96,37 @@ pub fn add_client(
     Ok(secret)
 }
 
+/// The next secret generation of an officer or client: draws the secret
+/// from the HSM's RNG and imports it under its new label. Returns the
+/// current generation, the next one and the secret.
+fn import_next_generation<const N: usize>(
+    c: &Connection,
+    hsm: &Hsm,
+    table: &'static str,
+    id: &str,
+) -> Result<(i64, i64, Zeroizing<[u8; N]>), AppError> {
+    let sql = match table {
+        "officers" => "SELECT secret_generation FROM officers WHERE id = ?1",
+        _ => "SELECT secret_generation FROM clients WHERE id = ?1",
+    };
+    let generation: i64 = c
+        .query_row(sql, [id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(ApiError::not_found)?;
+    let next = generation + 1;
+    let secret = fresh_secret::<N>(hsm)?;
+    let (label, kind) = match table {
+        "officers" => (
+            ObjectLabel::officer(id, next as u32),
+            SecretKind::OfficerYubiKey,
+        ),
+        _ => (ObjectLabel::client(id, next as u32), SecretKind::ClientHmac),
+    };
+    let label = label.map_err(|e| AppError::Internal(e.to_string()))?;
+    hsm.import_secret(&label, kind, &secret[..])?;
+    Ok((generation, next, secret))
+}
+
 /// A new secret generation; the previous one keeps working for `overlap` s.
 pub fn rotate_client_secret(
     c: &Connection,
@@ -105,19 +136,7 @@ pub fn rotate_client_secret(
     actor: &str,
     now: i64,
 ) -> Result<Zeroizing<[u8; 32]>, AppError> {
-    let generation: i64 = c
-        .query_row(
-            "SELECT secret_generation FROM clients WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(ApiError::not_found)?;
-    let next = generation + 1;
-    let secret = fresh_secret::<32>(hsm)?;
-    let label =
-        ObjectLabel::client(id, next as u32).map_err(|e| AppError::Internal(e.to_string()))?;
-    hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
+    let (generation, next, secret) = import_next_generation::<32>(c, hsm, "clients", id)?;
     c.execute(
         "UPDATE clients SET secret_generation = ?2, previous_generation = ?3, previous_valid_until = ?4 WHERE id = ?1",
         params![id, next, generation, now + overlap],
@@ -173,19 +192,7 @@ pub fn rotate_officer_secret(
     actor: &str,
     now: i64,
 ) -> Result<Zeroizing<[u8; 20]>, AppError> {
-    let generation: i64 = c
-        .query_row(
-            "SELECT secret_generation FROM officers WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(ApiError::not_found)?;
-    let next = generation + 1;
-    let secret = fresh_secret::<20>(hsm)?;
-    let label =
-        ObjectLabel::officer(id, next as u32).map_err(|e| AppError::Internal(e.to_string()))?;
-    hsm.import_secret(&label, SecretKind::OfficerYubiKey, &secret[..])?;
+    let (_, next, secret) = import_next_generation::<20>(c, hsm, "officers", id)?;
     c.execute(
         "UPDATE officers SET secret_generation = ?2 WHERE id = ?1",
         params![id, next],

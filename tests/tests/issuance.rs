@@ -112,29 +112,18 @@ fn officer_refusals() {
                     "timestamp": now(), "hmac": hmac, "nonce": nonce}}),
         )
     };
+    let answer = |ch: &serde_json::Value| key.respond(ch["challenge"].as_str().expect("challenge"));
     // Wrong HMAC: 401, and the challenge is spent.
     let n = random_hex32();
     let ch = challenge(9000, &n);
     let r = attest(9000, &ch, &"00".repeat(20), &n, "alice");
     assert_eq!((r.status, r.code().as_str()), (401, "UNAUTHORIZED"));
-    let r = attest(
-        9000,
-        &ch,
-        &key.respond(ch["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9000, &ch, &answer(&ch), &n, "alice");
     assert_eq!(r.status, 401, "a consumed challenge must not work again");
     // A different date of birth than the challenge was bound to.
     let n = random_hex32();
     let ch = challenge(9000, &n);
-    let r = attest(
-        9001,
-        &ch,
-        &key.respond(ch["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9001, &ch, &answer(&ch), &n, "alice");
     assert_eq!(r.status, 401);
     // An expired challenge (aged in the database: waiting 120 s is too long).
     let n = random_hex32();
@@ -146,13 +135,7 @@ fn officer_refusals() {
     )
     .expect("age");
     drop(conn);
-    let r = attest(
-        9000,
-        &ch,
-        &key.respond(ch["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9000, &ch, &answer(&ch), &n, "alice");
     assert_eq!(r.status, 401, "expired challenge");
     // The challenge of another, real officer, answered with alice's key.
     app.cli_json(&["officers", "add", "bob"]);
@@ -163,13 +146,7 @@ fn officer_refusals() {
             &json!({"officer_id": "bob", "intent": {"dob_days": 9000, "nonce": n}}),
         )
         .json();
-    let r = attest(
-        9000,
-        &bobs,
-        &key.respond(bobs["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9000, &bobs, &answer(&bobs), &n, "alice");
     assert_eq!(r.status, 401, "another officer's challenge");
     // The challenge of another (unknown) officer: same 401 as anything else.
     let n = random_hex32();
@@ -178,13 +155,7 @@ fn officer_refusals() {
         &json!({"officer_id": "mallory", "intent": {"dob_days": 9000, "nonce": n}}),
     );
     assert_eq!(other.status, 201, "unknown officers get a challenge too");
-    let r = attest(
-        9000,
-        &other.json(),
-        &key.respond(other.json()["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9000, &other.json(), &answer(&other.json()), &n, "alice");
     assert_eq!(
         r.json(),
         json!({"error": "authentication failed", "code": "UNAUTHORIZED"})
@@ -201,13 +172,7 @@ fn officer_refusals() {
     }
     let n = random_hex32();
     let ch = challenge(9000, &n);
-    let r = attest(
-        9000,
-        &ch,
-        &key.respond(ch["challenge"].as_str().expect("c")),
-        &n,
-        "alice",
-    );
+    let r = attest(9000, &ch, &answer(&ch), &n, "alice");
     assert_eq!(r.status, 401, "locked out");
     let audit = String::from_utf8(app.cli(&["audit", "export"]).stdout).expect("utf-8");
     assert!(audit.contains("\"auth.lockout\""), "lockout audited");
