@@ -62,6 +62,9 @@ struct Inner {
     token: Mutex<(String, String)>,
     recovering: AtomicBool,
     reconnects: AtomicU64,
+    /// Shared by every call, exclusive while objects are created or
+    /// destroyed (see [`Hsm::provisioning`]).
+    provisioning: RwLock<()>,
 }
 
 impl Drop for Inner {
@@ -94,6 +97,7 @@ impl Hsm {
                 token: Mutex::new(token),
                 recovering: AtomicBool::new(false),
                 reconnects: AtomicU64::new(0),
+                provisioning: RwLock::new(()),
             }),
         })
     }
@@ -168,6 +172,17 @@ impl Hsm {
         &self,
         op: impl FnOnce(&Session, &Connection) -> Result<T, OpError>,
     ) -> Result<T> {
+        // Shared with other calls; skipped by the thread that provisions.
+        let _shared = if PROVISIONING.with(|p| p.get()) == 0 {
+            Some(
+                self.inner
+                    .provisioning
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner()),
+            )
+        } else {
+            None
+        };
         let conn = self.current().ok_or_else(|| self.unavailable())?;
         let session = match conn.checkout() {
             Ok(s) => s,
@@ -235,6 +250,22 @@ impl Hsm {
             self.inner.recovering.store(false, Ordering::Release);
             tracing::error!(error = %e, "cannot start the HSM recovery thread");
         }
+    }
+
+    /// Exclusive access for creating or destroying objects. SoftHSM 2.6.1
+    /// intermittently answers CKR_GENERAL_ERROR or CKR_TEMPLATE_INCONSISTENT
+    /// when an object is created while other sessions work; provisioning is
+    /// rare, so it waits for calls in flight and holds new ones back. Code
+    /// that creates objects through a session of its own in this process
+    /// should hold it too.
+    pub fn provisioning(&self) -> ProvisioningGuard<'_> {
+        let guard = self
+            .inner
+            .provisioning
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        PROVISIONING.with(|p| p.set(p.get() + 1));
+        ProvisioningGuard { _guard: guard }
     }
 
     /// Runs blocking HSM work off the async runtime.
@@ -308,5 +339,21 @@ fn drain_and_shutdown(mut old: Arc<Connection>) {
                 return;
             }
         }
+    }
+}
+
+thread_local! {
+    /// How many provisioning guards this thread holds.
+    static PROVISIONING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Exclusive HSM access for creating or destroying objects.
+pub struct ProvisioningGuard<'a> {
+    _guard: std::sync::RwLockWriteGuard<'a, ()>,
+}
+
+impl Drop for ProvisioningGuard<'_> {
+    fn drop(&mut self) {
+        PROVISIONING.with(|p| p.set(p.get().saturating_sub(1)));
     }
 }

@@ -87,6 +87,7 @@ impl Hsm {
         key_type: KeyType,
         usage: Usage,
     ) -> Result<()> {
+        let _turn = self.provisioning();
         self.ensure_absent(label)?;
         let mut attrs = secret_template(label, key_type, usage);
         attrs.push(Attribute::ValueLen(32.into()));
@@ -128,6 +129,7 @@ impl Hsm {
 
     /// An Ed25519 key pair generated inside the HSM; returns the public key.
     pub fn create_ed25519_key(&self, label: &ObjectLabel) -> Result<[u8; 32]> {
+        let _turn = self.provisioning();
         self.ensure_absent(label)?;
         let mut public = common(label);
         public.extend([
@@ -160,6 +162,7 @@ impl Hsm {
         kind: SecretKind,
         secret: &[u8],
     ) -> Result<()> {
+        let _turn = self.provisioning();
         if secret.len() != kind.secret_len() {
             return Err(HsmError::InvalidInput {
                 operation: "import_secret",
@@ -190,6 +193,7 @@ impl Hsm {
 
     /// Destroys every object with this label (both halves of a key pair).
     pub fn destroy(&self, label: &ObjectLabel) -> Result<usize> {
+        let _turn = self.provisioning();
         self.call(|s, conn| {
             let found = s
                 .find_objects(&[Attribute::Label(label.as_str().as_bytes().to_vec())])

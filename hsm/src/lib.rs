@@ -19,7 +19,7 @@ mod signer;
 
 pub use config::{HsmConfig, PinSource, SOFTHSM_MODULE, TokenSelector};
 pub use error::{FaultClass, HsmError, Result, classify};
-pub use hsm::{Hsm, HsmState, HsmStatus};
+pub use hsm::{Hsm, HsmState, HsmStatus, ProvisioningGuard};
 pub use inventory::ObjectInfo;
 pub use keys::SecretKind;
 pub use labels::ObjectLabel;

@@ -82,6 +82,8 @@ fn bool_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> Option<bool> {
 
 #[test]
 fn kek_is_sensitive_and_never_leaves() {
+    // Objects created here go through a session of the test's own.
+    let _turn = hsm().provisioning();
     let s = raw_session();
     let kek = find(&s, &ObjectLabel::kek(1), ObjectClass::SECRET_KEY);
     assert_eq!(bool_attr(&s, kek, AttributeType::Sensitive), Some(true));
@@ -184,6 +186,7 @@ fn tampered_ciphertext_or_wrong_aad_is_refused() {
 
 #[test]
 fn gcm_output_matches_an_independent_implementation() {
+    let _turn = hsm().provisioning();
     // A known (deliberately non-sensitive, test-only) AES key, so aes-gcm
     // can decrypt what the HSM sealed.
     let label = ObjectLabel::kek(900);
