@@ -72,7 +72,9 @@ pub fn required_role(cmd: &str) -> Option<Role> {
         | "clients.disable"
         | "clients.enable"
         | "clients.rotate-secret" => Role::Admin,
-        "admins.add" | "admins.disable" => Role::SuperAdmin,
+        "admins.add" | "admins.disable" | "keys.create" | "keys.activate" | "keys.revoke" => {
+            Role::SuperAdmin
+        }
         _ => return None,
     })
 }
@@ -431,7 +433,7 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                 "database": "ok",
                 "active_signing_key": keys.active.as_ref().map(|k| k.sealed.kid.as_str().to_owned()),
                 "published_keys": keys.published.len(),
-                "outbox": "not configured (key publication is not built yet)",
+                "outbox": app.db.read_blocking(|c| crate::outbox::stats(c, now))?,
                 "active_officers": officers,
                 "active_clients": clients,
                 "locked_out_officer_sources": locked,
@@ -443,6 +445,19 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                     "sources_over_failure_cap": capped,
                 },
             }))
+        }
+        "keys.create" => {
+            let kid = crate::keys::create(app, &caller.id, now)?;
+            Ok(json!({"kid": kid.as_str(), "state": "pending"}))
+        }
+        "keys.activate" => {
+            let force = req.get("force").and_then(Value::as_bool).unwrap_or(false);
+            crate::keys::activate(app, &arg("kid")?, force, &caller.id, now)?;
+            Ok(json!({}))
+        }
+        "keys.revoke" => {
+            crate::keys::revoke(app, &arg("kid")?, &arg("reason")?, &caller.id, now)?;
+            Ok(json!({}))
         }
         other => Err(ApiError::bad_request(format!("unknown command {other:?}")).into()),
     }

@@ -41,6 +41,28 @@ pub struct Config {
     pub officers: OfficerPolicy,
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    #[serde(default)]
+    pub publication: PublicationConfig,
+}
+
+/// Where verifying keys are published, and how long the edge needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicationConfig {
+    /// Seconds a key's publication must have been confirmed before it may
+    /// sign (the edge verifier caches its registry up to 3600 s; WIRE.md §6).
+    pub lead_time_seconds: u64,
+    /// `file` sink: the JWKS written atomically here (static site, CDN sync).
+    pub file: Option<PathBuf>,
+}
+
+impl Default for PublicationConfig {
+    fn default() -> Self {
+        Self {
+            lead_time_seconds: 3600,
+            file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +171,9 @@ impl Config {
             }
         };
         fix(&mut self.state_dir);
+        if let Some(p) = &mut self.publication.file {
+            fix(p);
+        }
         for p in [&mut self.http.tls_cert, &mut self.http.tls_key]
             .into_iter()
             .flatten()

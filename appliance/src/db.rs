@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS officer_failures (
 CREATE INDEX IF NOT EXISTS challenges_expiry ON challenges (expires_at);
 CREATE INDEX IF NOT EXISTS auth_nonces_expiry ON auth_nonces (expires_at);
 CREATE INDEX IF NOT EXISTS attestation_nonces_expiry ON attestation_nonces (expires_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, sink TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_at INTEGER NOT NULL,
+    confirmed_at INTEGER) STRICT;
 CREATE TABLE IF NOT EXISTS source_failures (
     source_hash TEXT PRIMARY KEY, window_start INTEGER NOT NULL, failures INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS audit_log (

@@ -172,6 +172,21 @@ enum HsmCmd {
 #[derive(Subcommand)]
 enum KeysCmd {
     List,
+    /// A new pending key, published at once (super_admin)
+    Create,
+    /// Let a pending key sign once its publication is confirmed for the lead time (super_admin)
+    Activate {
+        kid: String,
+        /// Activate before the lead time: verifiers may reject its credentials for up to an hour
+        #[arg(long)]
+        force: bool,
+    },
+    /// Take a key out of service at once and publish the revocation (super_admin)
+    Revoke {
+        kid: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn write_secret(path: &Path, hex: &str) -> Result<(), String> {
@@ -484,6 +499,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 )
             })
         }
+        Command::Keys(KeysCmd::Create) => {
+            print(&admin.call(json!({"cmd": "keys.create"}))?, &|v| {
+                format!(
+                    "key {} created and queued for publication; activate it after the lead time",
+                    v["kid"].as_str().unwrap_or("")
+                )
+            })
+        }
+        Command::Keys(KeysCmd::Activate { kid, force }) => print(
+            &admin.call(json!({"cmd": "keys.activate", "kid": kid, "force": force}))?,
+            &done,
+        ),
+        Command::Keys(KeysCmd::Revoke { kid, reason }) => print(
+            &admin.call(json!({"cmd": "keys.revoke", "kid": kid, "reason": reason}))?,
+            &done,
+        ),
         Command::Keys(KeysCmd::List) => print(&admin.call(json!({"cmd": "keys.list"}))?, &|v| {
             table(v, &["kid", "state", "created_at", "activated_at"])
         }),

@@ -53,6 +53,7 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
         }
     });
     tokio::spawn(housekeeping(app.clone()));
+    tokio::spawn(crate::outbox::run(app.clone()));
 
     let tls = match (&app.config.http.tls_cert, &app.config.http.tls_key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),

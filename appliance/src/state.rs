@@ -72,7 +72,7 @@ pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
     let mut set = KeySet::default();
     let mut stmt = conn.prepare(
         "SELECT kid, verifying_key, sealed, kek, state FROM signing_keys
-         WHERE state IN ('active', 'deprecated') ORDER BY created_at DESC",
+         WHERE state IN ('pending', 'active', 'deprecated') ORDER BY created_at DESC",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use provii_circuits::encoding::{b64url_encode, hex_encode};
+use provii_circuits::encoding::hex_encode;
 use provii_hsm::HsmState;
 use sha2::Digest;
 
@@ -215,18 +215,7 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 /// Every key a wallet may hold a credential under (active and deprecated),
 /// never a revoked one (WIRE.md §5), with an ETag that changes with the set.
 async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let keys: Vec<serde_json::Value> = app
-        .keys()
-        .published
-        .iter()
-        .map(|k| {
-            serde_json::json!({
-                "kty": "OKP", "crv": "JUBJUB", "kid": k.kid.as_str(), "use": "sig", "alg": "RedJubjub",
-                "x": b64url_encode(&k.verifying_key.to_bytes()), "status": k.state,
-            })
-        })
-        .collect();
-    let body = serde_json::json!({"keys": keys}).to_string();
+    let body = crate::outbox::jwks(&app.keys().published).to_string();
     let etag = format!(
         "\"{}\"",
         hex_encode(&sha2::Sha256::digest(body.as_bytes())[..16])

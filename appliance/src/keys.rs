@@ -1,0 +1,140 @@
+//! The credential signing key lifecycle: `pending → active → deprecated`,
+//! `revoked` from any state. A key is published (outbox) when created and
+//! may only sign once that publication has been confirmed for the lead
+//! time, because the edge verifier caches its registry (WIRE.md §6).
+//!
+//! Kids are exactly 14 bytes: `provii:YYYY-MM` for the first key of a
+//! month, then `provii:YYMM-NN` (NN = 01..99) for further keys that month.
+
+use std::sync::Arc;
+
+use provii_circuits::Kid;
+use provii_hsm::ObjectLabel;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::audit::{self, Event, Severity};
+use crate::error::{ApiError, AppError};
+use crate::init::{KEK_GENERATION, year_month};
+use crate::outbox;
+use crate::state::App;
+
+fn kid_taken(c: &Connection, kid: &str) -> Result<bool, AppError> {
+    Ok(
+        c.query_row("SELECT 1 FROM signing_keys WHERE kid = ?1", [kid], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some(),
+    )
+}
+
+/// The next free kid for a key created at `now`.
+pub fn next_kid(c: &Connection, now: i64) -> Result<Kid, AppError> {
+    let (y, m) = year_month(now);
+    let mut candidates = vec![format!("provii:{y:04}-{m:02}")];
+    candidates.extend((1..=99).map(|n| format!("provii:{:02}{m:02}-{n:02}", y % 100)));
+    for candidate in candidates {
+        if !kid_taken(c, &candidate)? {
+            return Kid::new(&candidate).map_err(|e| AppError::Internal(e.to_string()));
+        }
+    }
+    Err(ApiError::conflict("100 keys this month already; wait for next month").into())
+}
+
+/// Generates a key sealed under the KEK, records it as pending and queues
+/// its publication.
+pub fn create(app: &Arc<App>, actor: &str, now: i64) -> Result<Kid, AppError> {
+    let kek = ObjectLabel::kek(KEK_GENERATION);
+    let kid = app.db.read_blocking(|c| next_kid(c, now))?;
+    let sealed = app.hsm.generate_signing_key(&kek, &kid)?;
+    let (a, actor, kid_s, vk, blob) = (
+        app.clone(),
+        actor.to_owned(),
+        kid.as_str().to_owned(),
+        sealed.verifying_key.to_bytes().to_vec(),
+        sealed.blob.to_bytes(),
+    );
+    let kek_s = kek.as_str().to_owned();
+    app.db.write_blocking(move |c| {
+        c.execute(
+            "INSERT INTO signing_keys (kid, verifying_key, sealed, kek, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+            params![kid_s, vk, blob, kek_s, now],
+        )?;
+        outbox::enqueue(c, &a, now)?;
+        audit::append(c, &a.hsm, &Event::new("key.created", Severity::Critical).actor(actor).detail("kid", kid_s.as_str()), now)
+    })?;
+    app.reload_keys()?;
+    Ok(kid)
+}
+
+/// Activates a pending key once its publication has been confirmed for the
+/// lead time (or at once with `force`, which is recorded with its risk).
+/// The key it replaces becomes deprecated and stays published.
+pub fn activate(
+    app: &Arc<App>,
+    kid: &str,
+    force: bool,
+    actor: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    let lead = app.config.publication.lead_time_seconds as i64;
+    let (a, kid, actor) = (app.clone(), kid.to_owned(), actor.to_owned());
+    app.db.write_blocking(move |c| {
+        let state: Option<String> = c.query_row("SELECT state FROM signing_keys WHERE kid = ?1", [&kid], |r| r.get(0)).optional()?;
+        match state.as_deref() {
+            None => return Err(ApiError::not_found().into()),
+            Some("pending") => {}
+            Some(other) => return Err(ApiError::conflict(if other == "active" { "the key is already active" } else { "only a pending key can be activated" }).into()),
+        }
+        let confirmed = outbox::confirmed_since(c, &kid)?;
+        let ready = confirmed.is_some_and(|t| t + lead <= now);
+        if !ready && !force {
+            return Err(ApiError::conflict(
+                "the key's publication has not been confirmed for the lead time yet; wait (see `keys list` and `status`), or use --force and accept that verifiers may reject its credentials for up to an hour",
+            )
+            .into());
+        }
+        c.execute("UPDATE signing_keys SET state = 'deprecated' WHERE state = 'active'", [])?;
+        c.execute("UPDATE signing_keys SET state = 'active', activated_at = ?2 WHERE kid = ?1", params![kid, now])?;
+        outbox::enqueue(c, &a, now)?;
+        let mut event = Event::new("key.activated", Severity::Critical).actor(actor).detail("kid", kid.as_str());
+        if !ready {
+            event = event.detail("forced", true).detail("risk", "published less than the lead time ago: edge verifiers may not know this key yet");
+        }
+        audit::append(c, &a.hsm, &event, now)
+    })?;
+    app.reload_keys()
+}
+
+/// Takes a key out of service at once and publishes the revocation.
+/// Revoking the active key stops issuance (503) until another is active.
+pub fn revoke(
+    app: &Arc<App>,
+    kid: &str,
+    reason: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    let (a, kid, reason, actor) = (
+        app.clone(),
+        kid.to_owned(),
+        reason.to_owned(),
+        actor.to_owned(),
+    );
+    app.db.write_blocking(move |c| {
+        let n = c.execute(
+            "UPDATE signing_keys SET state = 'revoked' WHERE kid = ?1 AND state != 'revoked'",
+            [&kid],
+        )?;
+        if n == 0 {
+            return Err(ApiError::not_found().into());
+        }
+        outbox::enqueue(c, &a, now)?;
+        let event = Event::new("key.revoked", Severity::Critical)
+            .actor(actor)
+            .detail("kid", kid.as_str())
+            .detail("reason", reason);
+        audit::append(c, &a.hsm, &event, now)
+    })?;
+    app.reload_keys()
+}

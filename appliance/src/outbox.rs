@@ -1,0 +1,162 @@
+//! The publication outbox (DESIGN.md §2 item 4): every key-state change
+//! enqueues, in the same database transaction, the publication it requires;
+//! a worker delivers each entry to its sink in order, with exponential
+//! backoff and jitter, reads back what it wrote and records the
+//! confirmation. Nothing is lost across restarts or sink outages.
+//!
+//! Sinks built so far: `file` (an atomically written JWKS document).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use crate::error::AppError;
+use crate::state::{App, PublishedKey, now};
+
+/// The JWKS document wallets read (WIRE.md §5), from the keys in service.
+pub fn jwks(keys: &[PublishedKey]) -> Value {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "kty": "OKP", "crv": "JUBJUB", "kid": k.kid.as_str(), "use": "sig", "alg": "RedJubjub",
+                "x": provii_circuits::encoding::b64url_encode(&k.verifying_key.to_bytes()), "status": k.state,
+            })
+        })
+        .collect();
+    json!({"keys": keys})
+}
+
+/// Queues the current key set for every configured sink, inside the
+/// caller's database job (the key-state change commits with it).
+pub fn enqueue(c: &Connection, app: &App, now: i64) -> Result<(), AppError> {
+    let keys = crate::state::load_keys(c)?;
+    let document = jwks(&keys.published).to_string();
+    if app.config.publication.file.is_some() {
+        c.execute(
+            "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'file', ?2, ?1)",
+            params![now, document],
+        )?;
+    }
+    Ok(())
+}
+
+/// When the publication that first included `kid` was confirmed, if it was.
+/// Every later publication includes it too while it is published.
+pub fn confirmed_since(c: &Connection, kid: &str) -> Result<Option<i64>, AppError> {
+    Ok(c
+        .query_row(
+            "SELECT MIN(confirmed_at) FROM outbox WHERE confirmed_at IS NOT NULL AND instr(payload, ?1) > 0",
+            [format!("\"kid\":\"{kid}\"")],
+            |r| r.get::<_, Option<i64>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Backoff before attempt `n` (1-based): 1 s doubling, capped at 5 min,
+/// with full jitter.
+fn backoff(attempts: i64) -> i64 {
+    let cap = 1i64 << attempts.clamp(0, 8);
+    rand::rng().random_range(1..=cap.min(300))
+}
+
+/// Writes `document` to `path` atomically and reads it back.
+fn deliver_file(path: &Path, document: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, document).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("rename to {}: {e}", path.display()))?;
+    let back =
+        std::fs::read_to_string(path).map_err(|e| format!("read back {}: {e}", path.display()))?;
+    if back != document {
+        return Err(format!("{} does not hold what was written", path.display()));
+    }
+    Ok(())
+}
+
+/// An unconfirmed outbox entry.
+struct Entry {
+    id: i64,
+    sink: String,
+    payload: String,
+    attempts: i64,
+    next_attempt_at: i64,
+}
+
+/// The delivery loop: the oldest unconfirmed entry first; a failure stops
+/// the queue (order matters) until its backoff has passed.
+pub async fn run(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let next: Result<Option<Entry>, AppError> = app
+            .db
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT id, sink, payload, attempts, next_attempt_at FROM outbox WHERE confirmed_at IS NULL ORDER BY id LIMIT 1",
+                    [],
+                    |r| Ok(Entry { id: r.get(0)?, sink: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)?, next_attempt_at: r.get(4)? }),
+                )
+                .optional()?)
+            })
+            .await;
+        let Ok(Some(Entry {
+            id,
+            sink,
+            payload,
+            attempts,
+            next_attempt_at: next_at,
+        })) = next
+        else {
+            continue;
+        };
+        let now = now();
+        if next_at > now {
+            continue;
+        }
+        let outcome = match (sink.as_str(), &app.config.publication.file) {
+            ("file", Some(path)) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || deliver_file(&path, &payload))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+            }
+            _ => Err(format!("sink {sink:?} is not configured any more")),
+        };
+        let result = app
+            .db
+            .write(move |c| {
+                match &outcome {
+                    Ok(()) => c.execute("UPDATE outbox SET confirmed_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id, now])?,
+                    Err(e) => c.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                        params![id, e, now + backoff(attempts + 1)],
+                    )?,
+                };
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "outbox bookkeeping failed");
+        }
+    }
+}
+
+/// Lag and health for `status` and `/metrics`.
+pub fn stats(c: &Connection, now: i64) -> Result<Value, AppError> {
+    let (pending, oldest, attempts, last_error): (i64, Option<i64>, Option<i64>, Option<String>) = c.query_row(
+        "SELECT COUNT(*), MIN(created_at), MAX(attempts), (SELECT last_error FROM outbox WHERE confirmed_at IS NULL ORDER BY id LIMIT 1)
+         FROM outbox WHERE confirmed_at IS NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(json!({
+        "unconfirmed": pending,
+        "lag_seconds": oldest.map(|o| now - o).unwrap_or(0),
+        "max_attempts": attempts.unwrap_or(0),
+        "last_error": last_error,
+    }))
+}
