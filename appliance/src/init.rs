@@ -75,6 +75,7 @@ pub fn init(config: &Config, officer_id: &str) -> Result<Initialised, AppError> 
     hsm.create_mac_key(&audit::address_key())?;
     let kid = kid_for(now)?;
     let sealed = hsm.generate_signing_key(&kek, &kid)?;
+    let cfg = config.clone();
     let (h, cfg_issuer, kid_s, kek_s, attest_s) = (
         hsm.clone(),
         config.issuer_id.clone(),
@@ -96,7 +97,8 @@ pub fn init(config: &Config, officer_id: &str) -> Result<Initialised, AppError> 
             params![kid_s, vk_bytes, sealed_bytes, kek_s, now],
         )?;
         tx.execute("INSERT INTO meta (key, value) VALUES ('initialized', ?1), ('issuer_id', ?2)", params![now.to_string(), cfg_issuer])?;
-        let event = Event::new("appliance.initialized", Severity::Critical).detail("kid", kid_s.as_str()).detail("issuer_id", cfg_issuer.as_str());
+crate::outbox::enqueue(tx, &cfg, now)?;
+                let event = Event::new("appliance.initialized", Severity::Critical).detail("kid", kid_s.as_str()).detail("issuer_id", cfg_issuer.as_str());
         audit::append(tx, &h, &event, now)
     })?;
     let (h, officer) = (hsm.clone(), officer_id.to_owned());

@@ -60,7 +60,7 @@ pub fn create(app: &Arc<App>, actor: &str, now: i64) -> Result<Kid, AppError> {
             "INSERT INTO signing_keys (kid, verifying_key, sealed, kek, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
             params![kid_s, vk, blob, kek_s, now],
         )?;
-        outbox::enqueue(c, &a, now)?;
+        outbox::enqueue(c, &a.config, now)?;
         audit::append(c, &a.hsm, &Event::new("key.created", Severity::Critical).actor(actor).detail("kid", kid_s.as_str()), now)
     })?;
     app.reload_keys()?;
@@ -96,7 +96,7 @@ pub fn activate(
         }
         c.execute("UPDATE signing_keys SET state = 'deprecated' WHERE state = 'active'", [])?;
         c.execute("UPDATE signing_keys SET state = 'active', activated_at = ?2 WHERE kid = ?1", params![kid, now])?;
-        outbox::enqueue(c, &a, now)?;
+        outbox::enqueue(c, &a.config, now)?;
         let mut event = Event::new("key.activated", Severity::Critical).actor(actor).detail("kid", kid.as_str());
         if !ready {
             event = event.detail("forced", true).detail("risk", "published less than the lead time ago: edge verifiers may not know this key yet");
@@ -129,7 +129,7 @@ pub fn revoke(
         if n == 0 {
             return Err(ApiError::not_found().into());
         }
-        outbox::enqueue(c, &a, now)?;
+        outbox::enqueue(c, &a.config, now)?;
         let event = Event::new("key.revoked", Severity::Critical)
             .actor(actor)
             .detail("kid", kid.as_str())

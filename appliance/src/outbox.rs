@@ -14,6 +14,7 @@ use rand::RngExt;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::error::AppError;
 use crate::state::{App, PublishedKey, now};
 
@@ -33,10 +34,10 @@ pub fn jwks(keys: &[PublishedKey]) -> Value {
 
 /// Queues the current key set for every configured sink, inside the
 /// caller's database job (the key-state change commits with it).
-pub fn enqueue(c: &Connection, app: &App, now: i64) -> Result<(), AppError> {
+pub fn enqueue(c: &Connection, config: &Config, now: i64) -> Result<(), AppError> {
     let keys = crate::state::load_keys(c)?;
     let document = jwks(&keys.published).to_string();
-    if app.config.publication.file.is_some() {
+    if config.publication.file.is_some() {
         c.execute(
             "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'file', ?2, ?1)",
             params![now, document],

@@ -1,0 +1,132 @@
+//! Key lifecycle and publication (first slice of issue 6): a new key is
+//! published before it may sign, activation waits for the confirmed lead
+//! time unless forced (and audited), the replaced key stays published as
+//! deprecated, and a revoked key leaves the JWKS at once.
+
+use std::time::{Duration, Instant};
+
+use provii_e2e::Appliance;
+use provii_e2e::world::good_r_bits;
+use serde_json::Value;
+
+fn published(app: &Appliance) -> Vec<(String, String)> {
+    let file = app.dir.join("jwks.json");
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(&text).expect("the sink holds JSON");
+    v["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    (
+                        k["kid"].as_str().unwrap_or("").to_owned(),
+                        k["status"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the file sink shows `expected` (delivery is asynchronous).
+fn wait_published(app: &Appliance, expected: &[(&str, &str)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = published(app);
+        let want: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, s)| ((*k).to_owned(), (*s).to_owned()))
+            .collect();
+        if got.len() == want.len() && want.iter().all(|w| got.contains(w)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "published {got:?}, expected {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kid_of_new_credential(app: &Appliance) -> String {
+    let att = app.officer_attest(9000).json()["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let r = app.issue(&att, &good_r_bits());
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    r.json()["credential"]["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned()
+}
+
+#[test]
+fn keys_are_published_before_they_sign_and_leave_when_revoked() {
+    let app = Appliance::start_with(
+        "keys",
+        "[publication]\nfile = \"jwks.json\"\nlead_time_seconds = 2\n",
+    );
+    let first = kid_of_new_credential(&app);
+    wait_published(&app, &[(&first, "active")]);
+
+    let created = app.cli_json(&["keys", "create"]);
+    let second = created["kid"].as_str().expect("kid").to_owned();
+    assert_eq!(second.len(), 14);
+    assert_ne!(second, first);
+    wait_published(&app, &[(&first, "active"), (&second, "pending")]);
+    let endpoint = app.get("/.well-known/jwks.json").json();
+    assert_eq!(endpoint["keys"].as_array().map(Vec::len), Some(2));
+
+    // Too early: the publication has not been confirmed for the lead time.
+    let out = app.cli(&["keys", "activate", &second]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lead time"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        kid_of_new_credential(&app),
+        first,
+        "the old key still signs"
+    );
+
+    std::thread::sleep(Duration::from_millis(2500));
+    app.cli_json(&["keys", "activate", &second]);
+    assert_eq!(kid_of_new_credential(&app), second);
+    wait_published(&app, &[(&first, "deprecated"), (&second, "active")]);
+
+    // Forced activation works at once and is recorded with its risk.
+    let third = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    app.cli_json(&["keys", "activate", &third, "--force"]);
+    assert_eq!(kid_of_new_credential(&app), third);
+    let audit = String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout).into_owned();
+    assert!(
+        audit.contains("\"forced\":true"),
+        "forced activation audited"
+    );
+
+    // Revocation: out of the JWKS at once, and no issuance without an active key.
+    app.cli_json(&["keys", "revoke", &third, "--reason", "compromised"]);
+    let endpoint = app.get("/.well-known/jwks.json").json();
+    assert!(
+        !endpoint.to_string().contains(&third),
+        "revoked key still served"
+    );
+    wait_published(&app, &[(&first, "deprecated"), (&second, "deprecated")]);
+    let att = app.officer_attest(9000).json()["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let r = app.issue(&att, &good_r_bits());
+    assert_eq!((r.status, r.code().as_str()), (503, "SERVICE_UNAVAILABLE"));
+    assert_eq!(app.get("/ready").status, 503);
+    let status = app.cli_json(&["status"]);
+    assert_eq!(status["outbox"]["unconfirmed"], 0, "{status}");
+}
