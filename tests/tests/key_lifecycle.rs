@@ -129,4 +129,10 @@ fn keys_are_published_before_they_sign_and_leave_when_revoked() {
     assert_eq!(app.get("/ready").status, 503);
     let status = app.cli_json(&["status"]);
     assert_eq!(status["outbox"]["unconfirmed"], 0, "{status}");
+    let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains("provii_outbox_unconfirmed 0")
+            && metrics.contains("provii_outbox_lag_seconds 0"),
+        "{metrics}"
+    );
 }
