@@ -141,6 +141,12 @@ async fn track(
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let status = app.hsm.status();
+    let outbox = app
+        .db
+        .read(|c| crate::outbox::stats(c, crate::state::now()))
+        .await
+        .unwrap_or(serde_json::Value::Null);
+    let number = |k: &str| outbox[k].as_f64().unwrap_or(-1.0);
     let gauges = [
         (
             "provii_hsm_usable",
@@ -156,6 +162,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "provii_signing_key_active",
             "1 when a credential signing key is active.",
             f64::from(u8::from(app.keys().active.is_some())),
+        ),
+        (
+            "provii_outbox_unconfirmed",
+            "Publications not yet confirmed by their sink.",
+            number("unconfirmed"),
+        ),
+        (
+            "provii_outbox_lag_seconds",
+            "Age of the oldest unconfirmed publication.",
+            number("lag_seconds"),
+        ),
+        (
+            "provii_outbox_max_attempts",
+            "Most delivery attempts of an unconfirmed publication.",
+            number("max_attempts"),
         ),
     ];
     (
