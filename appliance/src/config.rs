@@ -54,6 +54,8 @@ pub struct PublicationConfig {
     pub lead_time_seconds: u64,
     /// `file` sink: the JWKS written atomically here (static site, CDN sync).
     pub file: Option<PathBuf>,
+    /// `cloudflare-kv` sink: the edge verifier's issuer registry.
+    pub cloudflare_kv: Option<CloudflareKv>,
 }
 
 impl Default for PublicationConfig {
@@ -61,7 +63,58 @@ impl Default for PublicationConfig {
         Self {
             lead_time_seconds: 3600,
             file: None,
+            cloudflare_kv: None,
         }
+    }
+}
+
+/// The Workers KV namespace the edge verifier reads (WIRE.md §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflareKv {
+    #[serde(default = "default_cloudflare_api")]
+    pub api: String,
+    pub account_id: String,
+    pub namespace_id: String,
+    /// The API token: never in this file.
+    pub token: SecretSource,
+    /// Also store the wallet JWKS under this key name.
+    pub jwks_key: Option<String>,
+    pub organization_name: String,
+    pub organization_id: Option<String>,
+    pub environment: Option<String>,
+}
+
+fn default_cloudflare_api() -> String {
+    "https://api.cloudflare.com/client/v4".to_owned()
+}
+
+/// Where a secret such as an API token comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    File(PathBuf),
+    SystemdCredential(String),
+    Env(String),
+}
+
+impl SecretSource {
+    pub fn read(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        let text = match self {
+            SecretSource::File(p) => {
+                std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            SecretSource::SystemdCredential(n) => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                    .ok_or("CREDENTIALS_DIRECTORY is not set")?;
+                std::fs::read_to_string(PathBuf::from(dir).join(n))
+                    .map_err(|e| format!("credential {n}: {e}"))?
+            }
+            SecretSource::Env(v) => {
+                std::env::var(v).map_err(|_| format!("environment variable {v} is not set"))?
+            }
+        };
+        Ok(zeroize::Zeroizing::new(text.trim_end().to_owned()))
     }
 }
 
@@ -172,6 +225,14 @@ impl Config {
         };
         fix(&mut self.state_dir);
         if let Some(p) = &mut self.publication.file {
+            fix(p);
+        }
+        if let Some(SecretSource::File(p)) = self
+            .publication
+            .cloudflare_kv
+            .as_mut()
+            .map(|k| &mut k.token)
+        {
             fix(p);
         }
         for p in [&mut self.http.tls_cert, &mut self.http.tls_key]

@@ -129,7 +129,11 @@ pub fn revoke(
         if n == 0 {
             return Err(ApiError::not_found().into());
         }
-        outbox::enqueue(c, &a.config, now)?;
+c.execute(
+            "INSERT INTO key_revocations (kid, revoked_at, reason) VALUES (?1, ?2, ?3) ON CONFLICT(kid) DO NOTHING",
+            params![kid, now, reason],
+        )?;
+                outbox::enqueue(c, &a.config, now)?;
         let event = Event::new("key.revoked", Severity::Critical)
             .actor(actor)
             .detail("kid", kid.as_str())

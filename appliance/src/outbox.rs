@@ -14,7 +14,7 @@ use rand::RngExt;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{CloudflareKv, Config};
 use crate::error::AppError;
 use crate::state::{App, PublishedKey, now};
 
@@ -37,11 +37,135 @@ pub fn jwks(keys: &[PublishedKey]) -> Value {
 pub fn enqueue(c: &Connection, config: &Config, now: i64) -> Result<(), AppError> {
     let keys = crate::state::load_keys(c)?;
     let document = jwks(&keys.published).to_string();
+    if let Some(kv) = &config.publication.cloudflare_kv {
+        let payload = json!({
+            "registry": registry(c, config, kv)?,
+            "jwks_key": kv.jwks_key,
+            "jwks": jwks(&keys.published),
+        });
+        c.execute(
+            "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'cloudflare_kv', ?2, ?1)",
+            params![now, payload.to_string()],
+        )?;
+    }
     if config.publication.file.is_some() {
         c.execute(
             "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'file', ?2, ?1)",
             params![now, document],
         )?;
+    }
+    Ok(())
+}
+
+/// The edge registry: one entry per key ever made, revoked ones included
+/// (the verifier knows only `revoked`), keyed `issuer:<issuer_id>:<kid>`.
+fn registry(c: &Connection, config: &Config, kv: &CloudflareKv) -> Result<Value, AppError> {
+    let mut stmt = c.prepare(
+        "SELECT k.kid, k.verifying_key, k.state, k.created_at, r.revoked_at, r.reason
+         FROM signing_keys k LEFT JOIN key_revocations r ON r.kid = k.kid ORDER BY k.created_at",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut entries = serde_json::Map::new();
+    while let Some(r) = rows.next()? {
+        let kid: String = r.get(0)?;
+        let vk: Vec<u8> = r.get(1)?;
+        let state: String = r.get(2)?;
+        let vk: [u8; 32] = vk
+            .try_into()
+            .map_err(|_| AppError::Storage("verifying key".into()))?;
+        let vk = provii_circuits::VerifyingKey::from_bytes(&vk)
+            .map_err(|_| AppError::Storage("verifying key".into()))?;
+        let entry = json!({
+            "issuer_kid": kid,
+            "issuer_id": config.issuer_id,
+            "issuer_key_hash": provii_circuits::encoding::b64url_encode(&provii_circuits::params::issuer_key_hash(&vk)),
+            "verification_key": provii_circuits::encoding::b64url_encode(&vk.to_bytes()),
+            "organization_name": kv.organization_name,
+            "organization_id": kv.organization_id,
+            "environment": kv.environment,
+            "created_at": r.get::<_, i64>(3)?,
+            "revoked": state == "revoked",
+            "revoked_at": r.get::<_, Option<i64>>(4)?,
+            "revoked_reason": r.get::<_, Option<String>>(5)?,
+        });
+        entries.insert(
+            format!("issuer:{}:{kid}", config.issuer_id),
+            Value::String(entry.to_string()),
+        );
+    }
+    Ok(Value::Object(entries))
+}
+
+fn kv_url(kv: &CloudflareKv, name: &str) -> String {
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!(
+        "{}/accounts/{}/storage/kv/namespaces/{}/values/{encoded}",
+        kv.api.trim_end_matches('/'),
+        kv.account_id,
+        kv.namespace_id
+    )
+}
+
+/// PUTs one value, then GETs it back: confirmed only if it reads the same.
+fn kv_put_confirmed(
+    agent: &ureq::Agent,
+    kv: &CloudflareKv,
+    token: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let url = kv_url(kv, name);
+    let bearer = format!("Bearer {token}");
+    let mut put = agent
+        .put(&url)
+        .header("Authorization", &bearer)
+        .send(value)
+        .map_err(|e| format!("PUT {name}: {e}"))?;
+    let status = put.status().as_u16();
+    let body = put.body_mut().read_to_string().unwrap_or_default();
+    let ok = serde_json::from_str::<Value>(&body)
+        .map(|v| v["success"] == true)
+        .unwrap_or(false);
+    if status != 200 || !ok {
+        return Err(format!("PUT {name}: HTTP {status}"));
+    }
+    let mut get = agent
+        .get(&url)
+        .header("Authorization", &bearer)
+        .call()
+        .map_err(|e| format!("GET {name}: {e}"))?;
+    let status = get.status().as_u16();
+    let back = get.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 || back != value {
+        return Err(format!(
+            "{name} does not read back as written (HTTP {status})"
+        ));
+    }
+    Ok(())
+}
+
+/// Delivers a registry publication: every entry, then the JWKS.
+fn deliver_cloudflare(kv: &CloudflareKv, payload: &str) -> Result<(), String> {
+    let token = kv.token.read().map_err(|e| format!("API token: {e}"))?;
+    let payload: Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(15)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for (name, value) in payload["registry"].as_object().into_iter().flatten() {
+        kv_put_confirmed(&agent, kv, &token, name, value.as_str().unwrap_or(""))?;
+    }
+    if let Some(name) = payload["jwks_key"].as_str() {
+        kv_put_confirmed(&agent, kv, &token, name, &payload["jwks"].to_string())?;
     }
     Ok(())
 }
@@ -119,6 +243,15 @@ pub async fn run(app: Arc<App>) {
             continue;
         }
         let outcome = match (sink.as_str(), &app.config.publication.file) {
+            ("cloudflare_kv", _) if app.config.publication.cloudflare_kv.is_some() => {
+                let kv = app.config.publication.cloudflare_kv.clone();
+                tokio::task::spawn_blocking(move || match kv {
+                    Some(kv) => deliver_cloudflare(&kv, &payload),
+                    None => Err("no cloudflare_kv sink".into()),
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+            }
             ("file", Some(path)) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || deliver_file(&path, &payload))

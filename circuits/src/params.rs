@@ -173,3 +173,12 @@ impl ParamsManifest {
         Ok(params)
     }
 }
+
+/// The edge registry's `issuer_key_hash` (WIRE.md §6):
+/// `Blake2s-256("provii.issuer.vk.v0" || vk)`, prefix not personalisation.
+pub fn issuer_key_hash(vk: &crate::VerifyingKey) -> [u8; 32] {
+    let mut state = blake2s_simd::State::new();
+    state.update(crate::constants::ISSUER_VK_HASH_DST);
+    state.update(&vk.to_bytes());
+    *state.finalize().as_array()
+}

@@ -44,3 +44,15 @@ fn pkce_verifier_bounds() {
     let v = CodeVerifier::parse(&"a".repeat(43)).expect("ok");
     assert!(v.matches("not base64!").is_err());
 }
+
+#[test]
+fn issuer_key_hash_is_a_prefixed_blake2s() {
+    let key = provii_circuits::SigningKey::from_random_bytes(&[5; 64]).expect("key");
+    let vk = key.verifying_key();
+    let mut input = b"provii.issuer.vk.v0".to_vec();
+    input.extend_from_slice(&vk.to_bytes());
+    assert_eq!(
+        provii_circuits::params::issuer_key_hash(vk),
+        *blake2s_simd::blake2s(&input).as_array()
+    );
+}

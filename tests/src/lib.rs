@@ -4,6 +4,7 @@
 //! YubiKey and an Issuing Party that sign exactly as the real ones do.
 
 pub mod http;
+pub mod kv;
 pub mod p11kit;
 pub mod world;
 
