@@ -142,3 +142,30 @@ c.execute(
     })?;
     app.reload_keys()
 }
+
+/// Retires deprecated keys under which no credential is still valid: they
+/// leave the JWKS (their registry entries stay, unrevoked). Runs in
+/// housekeeping; returns the kids retired.
+pub fn retire_expired(c: &Connection, app: &App, now: i64) -> Result<Vec<String>, AppError> {
+    let mut stmt = c.prepare(
+        "SELECT k.kid FROM signing_keys k LEFT JOIN key_usage u ON u.kid = k.kid
+         WHERE k.state = 'deprecated' AND COALESCE(u.max_exp, 0) <= ?1",
+    )?;
+    let kids: Vec<String> = stmt
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for kid in &kids {
+        c.execute(
+            "UPDATE signing_keys SET state = 'retired' WHERE kid = ?1",
+            [kid],
+        )?;
+        let event = Event::new("key.retired", Severity::Info)
+            .detail("kid", kid.as_str())
+            .detail("reason", "every credential under it has expired");
+        audit::append(c, &app.hsm, &event, now)?;
+    }
+    if !kids.is_empty() {
+        outbox::enqueue(c, &app.config, now)?;
+    }
+    Ok(kids)
+}

@@ -115,10 +115,16 @@ async fn housekeeping(app: Arc<App>) {
         tick.tick().await;
         minutes += 1;
         let purge_audit = minutes % 60 == 1;
+        let a = app.clone();
         let result = app
             .db
             .write(move |c| {
                 let t = now();
+                if !crate::keys::retire_expired(c, &a, t)?.is_empty() {
+                    // Signing keys changed state: reload after this job commits.
+                    a.keys_stale
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
                 c.execute("DELETE FROM challenges WHERE expires_at < ?1", [t])?;
                 c.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [t])?;
                 c.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [t])?;
@@ -130,6 +136,15 @@ async fn housekeeping(app: Arc<App>) {
             .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, "housekeeping failed");
+        }
+        if app
+            .keys_stale
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let a = app.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.reload_keys()).await {
+                tracing::warn!(error = %e, "reloading keys failed");
+            }
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct App {
     pub db: Db,
     pub limits: RateLimits,
     pub metrics: crate::metrics::Metrics,
+    /// Set when a background job changed key states; housekeeping reloads.
+    pub keys_stale: std::sync::atomic::AtomicBool,
     keys: RwLock<KeySet>,
     /// Source address → its HSM-keyed HMAC; bounded.
     source_hashes: Mutex<HashMap<IpAddr, String>>,
@@ -145,6 +147,7 @@ impl App {
             db,
             limits,
             metrics: Default::default(),
+            keys_stale: Default::default(),
             keys: RwLock::new(keys),
             source_hashes: Mutex::new(HashMap::new()),
         })

@@ -136,3 +136,48 @@ fn keys_are_published_before_they_sign_and_leave_when_revoked() {
         "{metrics}"
     );
 }
+
+#[test]
+fn deprecated_keys_retire_once_their_credentials_have_expired() {
+    let mut app = Appliance::start_with(
+        "retire",
+        "[publication]\nfile = \"jwks.json\"\nlead_time_seconds = 1\n",
+    );
+    let used = kid_of_new_credential(&app); // the init key: a valid credential exists under it
+    let unused = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    app.cli_json(&["keys", "activate", &unused, "--force"]);
+    let last = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    app.cli_json(&["keys", "activate", &last, "--force"]);
+    // Both earlier keys are deprecated now; only `unused` signed nothing.
+    app.stop();
+    app.spawn(); // housekeeping runs once at start
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let jwks = app.get("/.well-known/jwks.json").json().to_string();
+        if !jwks.contains(&unused) {
+            assert!(
+                jwks.contains(&used),
+                "a key with live credentials must stay published: {jwks}"
+            );
+            assert!(jwks.contains(&last));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unused deprecated key never retired: {jwks}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_published(&app, &[(&used, "deprecated"), (&last, "active")]);
+    let keys = app.cli_json(&["keys", "list"]);
+    assert!(keys.to_string().contains("\"retired\""), "{keys}");
+    assert!(
+        String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout).contains("\"key.retired\"")
+    );
+}

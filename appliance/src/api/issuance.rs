@@ -134,6 +134,7 @@ pub async fn blind(
             None => event,
         };
         let a = app2.clone();
+        let (kid, exp) = (signed.msg.kid().as_str().to_owned(), signed.msg.exp() as i64);
         app2.db.write_blocking(move |c| {
             let fresh = c.execute(
                 "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -143,6 +144,11 @@ pub async fn blind(
                 audit::append(c, &a.hsm, &Event::new("issuance.replay", Severity::Warning).source(source), now)?;
                 return Err(ApiError::replay().into());
             }
+            // The latest expiry under each key decides when it may retire.
+            c.execute(
+                "INSERT INTO key_usage (kid, max_exp) VALUES (?1, ?2) ON CONFLICT(kid) DO UPDATE SET max_exp = MAX(max_exp, excluded.max_exp)",
+                params![kid, exp],
+            )?;
             audit::append(c, &a.hsm, &event, now)
         })?;
         Ok(signed)
