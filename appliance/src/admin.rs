@@ -72,9 +72,12 @@ pub fn required_role(cmd: &str) -> Option<Role> {
         | "clients.disable"
         | "clients.enable"
         | "clients.rotate-secret" => Role::Admin,
-        "admins.add" | "admins.disable" | "keys.create" | "keys.activate" | "keys.revoke" => {
-            Role::SuperAdmin
-        }
+        "admins.add"
+        | "admins.disable"
+        | "keys.create"
+        | "keys.activate"
+        | "keys.revoke"
+        | "keys.rotate-attestation" => Role::SuperAdmin,
         _ => return None,
     })
 }
@@ -454,6 +457,10 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
             let force = req.get("force").and_then(Value::as_bool).unwrap_or(false);
             crate::keys::activate(app, &arg("kid")?, force, &caller.id, now)?;
             Ok(json!({}))
+        }
+        "keys.rotate-attestation" => {
+            let label = crate::keys::rotate_attestation_key(app, &caller.id, now)?;
+            Ok(json!({"label": label, "previous_verifies_for_seconds": crate::keys::ATTESTATION_OVERLAP_SECONDS}))
         }
         "keys.revoke" => {
             crate::keys::revoke(app, &arg("kid")?, &arg("reason")?, &caller.id, now)?;

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, sink TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_at INTEGER NOT NULL,
     confirmed_at INTEGER) STRICT;
+CREATE TABLE IF NOT EXISTS attestation_key_windows (label TEXT PRIMARY KEY, verify_until INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS key_usage (kid TEXT PRIMARY KEY, max_exp INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS key_revocations (
     kid TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL, reason TEXT NOT NULL) STRICT;

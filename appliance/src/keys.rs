@@ -169,3 +169,63 @@ pub fn retire_expired(c: &Connection, app: &App, now: i64) -> Result<Vec<String>
     }
     Ok(kids)
 }
+
+/// How long a replaced attestation key still verifies: an attestation's
+/// lifetime plus the future skew it may carry (WIRE.md §7).
+pub const ATTESTATION_OVERLAP_SECONDS: i64 = 3600 + 60;
+
+/// Makes a new Ed25519 attestation key inside the HSM; it signs from now
+/// on, and the previous one keeps verifying for the overlap.
+pub fn rotate_attestation_key(app: &Arc<App>, actor: &str, now: i64) -> Result<String, AppError> {
+    let n: i64 = app.db.read_blocking(|c| {
+        Ok(c.query_row("SELECT COUNT(*) FROM attestation_keys", [], |r| r.get(0))?)
+    })?;
+    let label = ObjectLabel::attestation(&(n + 1).to_string())
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let public = app.hsm.create_ed25519_key(&label)?;
+    let (a, label_s, actor) = (app.clone(), label.as_str().to_owned(), actor.to_owned());
+    app.db.write_blocking(move |c| {
+        c.execute(
+            "INSERT INTO attestation_key_windows (label, verify_until)
+             SELECT label, ?1 FROM attestation_keys WHERE state = 'current'",
+            [now + ATTESTATION_OVERLAP_SECONDS],
+        )?;
+        c.execute("UPDATE attestation_keys SET state = 'previous' WHERE state = 'current'", [])?;
+        c.execute(
+            "INSERT INTO attestation_keys (label, public_key, state, created_at) VALUES (?1, ?2, 'current', ?3)",
+            params![label_s, public.to_vec(), now],
+        )?;
+        let event = Event::new("attestation_key.rotated", Severity::Critical).actor(actor).detail("label", label_s.as_str());
+        audit::append(c, &a.hsm, &event, now)
+    })?;
+    app.reload_keys()?;
+    Ok(label.as_str().to_owned())
+}
+
+/// Disables previous attestation keys whose overlap has passed.
+pub fn disable_old_attestation_keys(
+    c: &Connection,
+    app: &App,
+    now: i64,
+) -> Result<usize, AppError> {
+    let mut stmt = c.prepare(
+        "SELECT k.label FROM attestation_keys k JOIN attestation_key_windows w ON w.label = k.label
+         WHERE k.state = 'previous' AND w.verify_until <= ?1",
+    )?;
+    let labels: Vec<String> = stmt
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for label in &labels {
+        c.execute(
+            "UPDATE attestation_keys SET state = 'disabled' WHERE label = ?1",
+            [label],
+        )?;
+        audit::append(
+            c,
+            &app.hsm,
+            &Event::new("attestation_key.disabled", Severity::Info).detail("label", label.as_str()),
+            now,
+        )?;
+    }
+    Ok(labels.len())
+}

@@ -181,6 +181,8 @@ enum KeysCmd {
         #[arg(long)]
         force: bool,
     },
+    /// New Ed25519 attestation key in the HSM; the previous one verifies for another hour (super_admin)
+    RotateAttestation,
     /// Take a key out of service at once and publish the revocation (super_admin)
     Revoke {
         kid: String,
@@ -510,6 +512,16 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(KeysCmd::Activate { kid, force }) => print(
             &admin.call(json!({"cmd": "keys.activate", "kid": kid, "force": force}))?,
             &done,
+        ),
+        Command::Keys(KeysCmd::RotateAttestation) => print(
+            &admin.call(json!({"cmd": "keys.rotate-attestation"}))?,
+            &|v| {
+                format!(
+                    "attestation key {} signs from now on; the previous one verifies for {} s more",
+                    v["label"].as_str().unwrap_or(""),
+                    v["previous_verifies_for_seconds"]
+                )
+            },
         ),
         Command::Keys(KeysCmd::Revoke { kid, reason }) => print(
             &admin.call(json!({"cmd": "keys.revoke", "kid": kid, "reason": reason}))?,

@@ -120,6 +120,10 @@ async fn housekeeping(app: Arc<App>) {
             .db
             .write(move |c| {
                 let t = now();
+                if crate::keys::disable_old_attestation_keys(c, &a, t)? > 0 {
+                    a.keys_stale
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
                 if !crate::keys::retire_expired(c, &a, t)?.is_empty() {
                     // Signing keys changed state: reload after this job commits.
                     a.keys_stale

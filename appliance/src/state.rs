@@ -109,7 +109,8 @@ pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
         });
     }
     let mut stmt = conn.prepare(
-        "SELECT label, public_key FROM attestation_keys WHERE state IN ('current', 'previous')
+        "SELECT label, public_key FROM attestation_keys WHERE state = 'current'
+         OR (state = 'previous' AND label IN (SELECT label FROM attestation_key_windows WHERE verify_until > unixepoch()))
          ORDER BY CASE state WHEN 'current' THEN 0 ELSE 1 END, created_at DESC",
     )?;
     let rows = stmt.query_map([], |r| {

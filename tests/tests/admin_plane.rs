@@ -149,6 +149,8 @@ fn every_subcommand_as_every_role() {
                 Role::SuperAdmin,
             ),
             (vec!["admins", "disable", &victim_admin], Role::SuperAdmin),
+            (vec!["keys", "create"], Role::SuperAdmin),
+            (vec!["keys", "rotate-attestation"], Role::SuperAdmin),
         ];
         for (args, needed) in matrix {
             let allowed = *role >= needed && *role != Role::Officer;

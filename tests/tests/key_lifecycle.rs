@@ -181,3 +181,55 @@ fn deprecated_keys_retire_once_their_credentials_have_expired() {
         String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout).contains("\"key.retired\"")
     );
 }
+
+#[test]
+fn attestation_keys_rotate_with_an_overlap_then_the_old_one_is_disabled() {
+    let mut app = Appliance::start("attest-rotate");
+    let attest = |app: &Appliance| {
+        app.officer_attest(9000).json()["attestation"]
+            .as_str()
+            .expect("attestation")
+            .to_owned()
+    };
+    let before_a = attest(&app);
+    let before_b = attest(&app);
+    let rotated = app.cli_json(&["keys", "rotate-attestation"]);
+    assert_eq!(rotated["label"], "provii/attest/2");
+    assert!(
+        rotated["previous_verifies_for_seconds"]
+            .as_i64()
+            .is_some_and(|s| s >= 3660)
+    );
+    // The new key signs at once; the previous one still verifies.
+    let after = attest(&app);
+    assert_eq!(app.issue(&after, &good_r_bits()).status, 200);
+    assert_eq!(
+        app.issue(&before_a, &good_r_bits()).status,
+        200,
+        "an attestation from before the rotation"
+    );
+    // Once the overlap has passed (aged here in the database), the old key is disabled.
+    app.stop();
+    let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+    conn.execute("UPDATE attestation_key_windows SET verify_until = 0", [])
+        .expect("age");
+    drop(conn);
+    app.spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.issue(&before_b, &good_r_bits());
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old attestation key still verifies ({})",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout)
+            .contains("\"attestation_key.disabled\"")
+    );
+}
