@@ -429,6 +429,9 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                 ))
             })?;
             let keys = app.keys();
+            let r = app.db.read_blocking(|c| crate::keys::rotation_state(c, app.config.publication.rotation_days, now))?;
+            let rotation = json!({"rotation_days": app.config.publication.rotation_days, "active_key_age_days": r.age_seconds / 86_400,
+                                  "overdue": r.overdue, "successor_pending": r.successor});
             Ok(json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "issuer_id": app.config.issuer_id,
@@ -437,6 +440,7 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                 "active_signing_key": keys.active.as_ref().map(|k| k.sealed.kid.as_str().to_owned()),
                 "published_keys": keys.published.len(),
                 "outbox": app.db.read_blocking(|c| crate::outbox::stats(c, now))?,
+                "rotation": rotation,
                 "active_officers": officers,
                 "active_clients": clients,
                 "locked_out_officer_sources": locked,

@@ -52,6 +52,10 @@ pub struct PublicationConfig {
     /// Seconds a key's publication must have been confirmed before it may
     /// sign (the edge verifier caches its registry up to 3600 s; WIRE.md §6).
     pub lead_time_seconds: u64,
+    /// Rotate the credential signing key this often (spec §17.4 recommends
+    /// 180 days). The next key is created early enough to be published for
+    /// the lead time before it is due.
+    pub rotation_days: u64,
     /// `file` sink: the JWKS written atomically here (static site, CDN sync).
     pub file: Option<PathBuf>,
     /// `cloudflare-kv` sink: the edge verifier's issuer registry.
@@ -62,6 +66,7 @@ impl Default for PublicationConfig {
     fn default() -> Self {
         Self {
             lead_time_seconds: 3600,
+            rotation_days: 180,
             file: None,
             cloudflare_kv: None,
         }
@@ -278,6 +283,13 @@ impl Config {
                     i.validity_days, i.max_validity_days
                 ),
                 "7300 (20 years) is the spec's recommendation",
+            ));
+        }
+        if self.publication.rotation_days == 0 {
+            return Err(invalid(
+                "publication.rotation_days",
+                "0 would rotate continuously",
+                "180 is the spec's recommendation",
             ));
         }
         let o = &self.officers;

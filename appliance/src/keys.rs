@@ -229,3 +229,55 @@ pub fn disable_old_attestation_keys(
     }
     Ok(labels.len())
 }
+
+/// Where the active key stands in its rotation schedule.
+pub struct RotationState {
+    pub active_kid: Option<String>,
+    pub age_seconds: i64,
+    pub overdue: bool,
+    /// A pending key exists to take over.
+    pub successor: bool,
+}
+
+pub fn rotation_state(
+    c: &Connection,
+    rotation_days: u64,
+    now: i64,
+) -> Result<RotationState, AppError> {
+    let active: Option<(String, i64)> = c
+        .query_row(
+            "SELECT kid, COALESCE(activated_at, created_at) FROM signing_keys WHERE state = 'active' ORDER BY activated_at DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let successor = c.query_row(
+        "SELECT COUNT(*) FROM signing_keys WHERE state = 'pending'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    let age = active.as_ref().map_or(0, |(_, at)| now - at);
+    Ok(RotationState {
+        overdue: active.is_some() && age > rotation_days as i64 * 86_400,
+        active_kid: active.map(|(k, _)| k),
+        age_seconds: age,
+        successor,
+    })
+}
+
+/// Housekeeping's part of the schedule: once the active key is within the
+/// lead time (plus a day's margin) of its rotation date and no successor
+/// exists, create one; warn while a rotation is overdue.
+pub fn schedule(app: &Arc<App>, now: i64) -> Result<Option<Kid>, AppError> {
+    let days = app.config.publication.rotation_days;
+    let state = app.db.read_blocking(|c| rotation_state(c, days, now))?;
+    if state.overdue {
+        tracing::warn!(kid = ?state.active_kid, age_days = state.age_seconds / 86_400, "signing key rotation is overdue: activate the pending key (keys list)");
+    }
+    let due_in = days as i64 * 86_400 - state.age_seconds;
+    let prepare = app.config.publication.lead_time_seconds as i64 + 86_400;
+    if state.active_kid.is_some() && !state.successor && due_in <= prepare {
+        return create(app, "rotation-schedule", now).map(Some);
+    }
+    Ok(None)
+}

@@ -141,6 +141,14 @@ async fn housekeeping(app: Arc<App>) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "housekeeping failed");
         }
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || crate::keys::schedule(&a, now())).await {
+            Ok(Ok(Some(kid))) => {
+                tracing::info!(%kid, "rotation schedule created the next signing key")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "rotation schedule failed"),
+            _ => {}
+        }
         if app
             .keys_stale
             .swap(false, std::sync::atomic::Ordering::AcqRel)

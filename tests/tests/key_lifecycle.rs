@@ -233,3 +233,55 @@ fn attestation_keys_rotate_with_an_overlap_then_the_old_one_is_disabled() {
             .contains("\"attestation_key.disabled\"")
     );
 }
+
+#[test]
+fn the_rotation_schedule_prepares_a_successor_and_reports_overdue_keys() {
+    let mut app = Appliance::start_with(
+        "schedule",
+        "[publication]\nrotation_days = 30\nlead_time_seconds = 1\n",
+    );
+    let status = app.cli_json(&["status"]);
+    assert_eq!(status["rotation"]["overdue"], false, "{status}");
+    // Age the active key past its rotation date.
+    app.stop();
+    let conn = rusqlite::Connection::open(app.db_path()).expect("db");
+    conn.execute("UPDATE signing_keys SET created_at = created_at - 40 * 86400, activated_at = activated_at - 40 * 86400", []).expect("age");
+    drop(conn);
+    app.spawn(); // housekeeping runs once at start
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pending = loop {
+        let keys = app.cli_json(&["keys", "list"]);
+        if let Some(k) = keys
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["state"] == "pending"))
+        {
+            break k["kid"].as_str().expect("kid").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no successor was created: {keys}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status = app.cli_json(&["status"]);
+    assert_eq!(
+        (
+            status["rotation"]["overdue"].clone(),
+            status["rotation"]["successor_pending"].clone()
+        ),
+        (Value::Bool(true), Value::Bool(true)),
+        "{status}"
+    );
+    let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains("provii_signing_key_rotation_overdue 1"),
+        "{metrics}"
+    );
+    app.cli_json(&["keys", "activate", &pending, "--force"]);
+    assert_eq!(app.cli_json(&["status"])["rotation"]["overdue"], false);
+    assert!(
+        String::from_utf8(app.get("/metrics").body)
+            .expect("text")
+            .contains("provii_signing_key_rotation_overdue 0")
+    );
+}

@@ -147,6 +147,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .await
         .unwrap_or(serde_json::Value::Null);
     let number = |k: &str| outbox[k].as_f64().unwrap_or(-1.0);
+    let days = app.config.publication.rotation_days;
+    let rotation = app
+        .db
+        .read(move |c| crate::keys::rotation_state(c, days, crate::state::now()))
+        .await
+        .ok();
     let gauges = [
         (
             "provii_hsm_usable",
@@ -167,6 +173,18 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "provii_outbox_unconfirmed",
             "Publications not yet confirmed by their sink.",
             number("unconfirmed"),
+        ),
+        (
+            "provii_signing_key_age_seconds",
+            "Age of the active signing key.",
+            rotation.as_ref().map_or(-1.0, |r| r.age_seconds as f64),
+        ),
+        (
+            "provii_signing_key_rotation_overdue",
+            "1 when the active key is past its rotation date.",
+            rotation
+                .as_ref()
+                .map_or(0.0, |r| f64::from(u8::from(r.overdue))),
         ),
         (
             "provii_outbox_lag_seconds",
