@@ -19,18 +19,10 @@ use crate::state::now;
 pub const KEK_GENERATION: u32 = 1;
 pub const FIRST_ATTESTATION_KEY: &str = "1";
 
-/// Year and month of a Unix time (proleptic Gregorian, UTC).
+/// Year and month of a Unix time (UTC).
 pub fn year_month(unix: i64) -> (i64, u32) {
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month)
+    let (year, month, _) = crate::calendar::civil_from_days(unix.div_euclid(86_400));
+    (year, month as u32)
 }
 
 /// `provii:YYYY-MM`: 14 bytes for any year 1000-9999.

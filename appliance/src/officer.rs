@@ -181,37 +181,18 @@ pub fn parse_dob(s: &str) -> Result<i32, OfficerError> {
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return Err(bad());
     }
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    i32::try_from(era * 146_097 + doe - 719_468).map_err(|_| bad())
+    i32::try_from(crate::calendar::days_from_civil(y, m, d)).map_err(|_| bad())
 }
 
 /// Whole years between a date of birth and today (both as epoch days).
 pub fn age_in_years(dob_days: i32, today_days: i64) -> i64 {
-    let (y1, m1, d1) = civil(i64::from(dob_days));
-    let (y2, m2, d2) = civil(today_days);
+    let (y1, m1, d1) = crate::calendar::civil_from_days(i64::from(dob_days));
+    let (y2, m2, d2) = crate::calendar::civil_from_days(today_days);
     let mut age = y2 - y1;
     if (m2, d2) < (m1, d1) {
         age -= 1;
     }
     age
-}
-
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn agent() -> ureq::Agent {
