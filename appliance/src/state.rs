@@ -59,7 +59,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Set when a background job changed key states; housekeeping reloads.
     pub keys_stale: std::sync::atomic::AtomicBool,
-    keys: RwLock<KeySet>,
+    /// Swapped whole on reload; requests share it without copying.
+    keys: RwLock<std::sync::Arc<KeySet>>,
     /// Source address → its HSM-keyed HMAC; bounded.
     source_hashes: Mutex<HashMap<IpAddr, String>>,
 }
@@ -149,12 +150,12 @@ impl App {
             limits,
             metrics: Default::default(),
             keys_stale: Default::default(),
-            keys: RwLock::new(keys),
+            keys: RwLock::new(std::sync::Arc::new(keys)),
             source_hashes: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn keys(&self) -> KeySet {
+    pub fn keys(&self) -> std::sync::Arc<KeySet> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -180,7 +181,7 @@ impl App {
 
     pub fn reload_keys(&self) -> Result<(), AppError> {
         let keys = self.db.read_blocking(load_keys)?;
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(keys);
         Ok(())
     }
 }

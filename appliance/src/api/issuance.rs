@@ -95,6 +95,7 @@ pub async fn blind(
     }
     let active = keys
         .active
+        .clone()
         .ok_or_else(|| ApiError::unavailable("no active signing key"))?;
     let commitment = commit(&dob, &r_bits).map_err(|_| ApiError::internal())?;
     drop(r_bits);
