@@ -86,7 +86,7 @@ pub fn activate(
             Some("pending") => {}
             Some(other) => return Err(ApiError::conflict(if other == "active" { "the key is already active" } else { "only a pending key can be activated" }).into()),
         }
-        let confirmed = outbox::confirmed_since(c, &kid)?;
+        let confirmed = outbox::confirmed_since(c, &a.config, &kid)?;
         let ready = confirmed.is_some_and(|t| t + lead <= now);
         if !ready && !force {
             return Err(ApiError::conflict(

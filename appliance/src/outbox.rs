@@ -1,6 +1,6 @@
 //! The publication outbox (DESIGN.md §2 item 4): every key-state change
 //! enqueues, in the same database transaction, the publication it requires;
-//! a worker delivers each entry to its sink in order, with exponential
+//! a worker delivers each entry to its sink, in order within each sink, with exponential
 //! backoff and jitter, reads back what it wrote and records the
 //! confirmation. Nothing is lost across restarts or sink outages.
 //!
@@ -170,17 +170,40 @@ fn deliver_cloudflare(kv: &CloudflareKv, payload: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// When the publication that first included `kid` was confirmed, if it was.
-/// Every later publication includes it too while it is published.
-pub fn confirmed_since(c: &Connection, kid: &str) -> Result<Option<i64>, AppError> {
-    Ok(c
-        .query_row(
-            "SELECT MIN(confirmed_at) FROM outbox WHERE confirmed_at IS NOT NULL AND instr(payload, ?1) > 0",
-            [format!("\"kid\":\"{kid}\"")],
-            |r| r.get::<_, Option<i64>>(0),
-        )
-        .optional()?
-        .flatten())
+/// When `kid` became known at every configured sink: for each sink the
+/// first confirmed publication that included it (later ones include it too
+/// while it is published), and the latest of those. `None` while any
+/// configured sink has not confirmed it: the edge must not be skipped
+/// because a file was written.
+pub fn confirmed_since(
+    c: &Connection,
+    config: &Config,
+    kid: &str,
+) -> Result<Option<i64>, AppError> {
+    let needle = format!("\"kid\":\"{kid}\"");
+    let mut sinks = Vec::new();
+    if config.publication.file.is_some() {
+        sinks.push("file");
+    }
+    if config.publication.cloudflare_kv.is_some() {
+        sinks.push("cloudflare_kv");
+    }
+    let mut ready = None;
+    for sink in sinks {
+        let first: Option<i64> = c
+            .query_row(
+                "SELECT MIN(confirmed_at) FROM outbox WHERE sink = ?1 AND confirmed_at IS NOT NULL AND instr(payload, ?2) > 0",
+                params![sink, needle],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten();
+        match first {
+            None => return Ok(None),
+            Some(t) => ready = Some(ready.map_or(t, |r: i64| r.max(t))),
+        }
+    }
+    Ok(ready)
 }
 
 /// Backoff before attempt `n` (1-based): 1 s doubling, capped at 5 min,
@@ -212,70 +235,76 @@ struct Entry {
     next_attempt_at: i64,
 }
 
-/// The delivery loop: the oldest unconfirmed entry first; a failure stops
-/// the queue (order matters) until its backoff has passed.
+/// The delivery loop. Each sink has its own queue: its oldest unconfirmed
+/// entry goes first, and a failure holds back that sink only (until its
+/// backoff has passed), so a failing edge does not stop the file sink.
 pub async fn run(app: Arc<App>) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let next: Result<Option<Entry>, AppError> = app
+        let heads: Result<Vec<Entry>, AppError> = app
             .db
             .read(|c| {
-                Ok(c.query_row(
-                    "SELECT id, sink, payload, attempts, next_attempt_at FROM outbox WHERE confirmed_at IS NULL ORDER BY id LIMIT 1",
-                    [],
-                    |r| Ok(Entry { id: r.get(0)?, sink: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)?, next_attempt_at: r.get(4)? }),
-                )
-                .optional()?)
+                let mut stmt = c.prepare(
+                    "SELECT id, sink, payload, attempts, next_attempt_at FROM outbox
+                     WHERE id IN (SELECT MIN(id) FROM outbox WHERE confirmed_at IS NULL GROUP BY sink)",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok(Entry { id: r.get(0)?, sink: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)?, next_attempt_at: r.get(4)? })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await;
-        let Ok(Some(Entry {
-            id,
-            sink,
-            payload,
-            attempts,
-            next_attempt_at: next_at,
-        })) = next
-        else {
-            continue;
-        };
-        let now = now();
-        if next_at > now {
-            continue;
+        for entry in heads.unwrap_or_default() {
+            if entry.next_attempt_at <= now() {
+                deliver_one(&app, entry).await;
+            }
         }
-        let outcome = match (sink.as_str(), &app.config.publication.file) {
-            ("cloudflare_kv", _) if app.config.publication.cloudflare_kv.is_some() => {
-                let kv = app.config.publication.cloudflare_kv.clone();
-                tokio::task::spawn_blocking(move || match kv {
-                    Some(kv) => deliver_cloudflare(&kv, &payload),
-                    None => Err("no cloudflare_kv sink".into()),
-                })
+    }
+}
+
+/// Delivers one entry to its sink and records the outcome.
+async fn deliver_one(app: &Arc<App>, entry: Entry) {
+    let Entry {
+        id,
+        sink,
+        payload,
+        attempts,
+        ..
+    } = entry;
+    let now = now();
+    let outcome = match (sink.as_str(), &app.config.publication.file) {
+        ("cloudflare_kv", _) if app.config.publication.cloudflare_kv.is_some() => {
+            let kv = app.config.publication.cloudflare_kv.clone();
+            tokio::task::spawn_blocking(move || match kv {
+                Some(kv) => deliver_cloudflare(&kv, &payload),
+                None => Err("no cloudflare_kv sink".into()),
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        ("file", Some(path)) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || deliver_file(&path, &payload))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
-            }
-            ("file", Some(path)) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || deliver_file(&path, &payload))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()))
-            }
-            _ => Err(format!("sink {sink:?} is not configured any more")),
-        };
-        let result = app
-            .db
-            .write(move |c| {
-                match &outcome {
-                    Ok(()) => c.execute("UPDATE outbox SET confirmed_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id, now])?,
-                    Err(e) => c.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-                        params![id, e, now + backoff(attempts + 1)],
-                    )?,
-                };
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "outbox bookkeeping failed");
         }
+        _ => Err(format!("sink {sink:?} is not configured any more")),
+    };
+    let result = app
+        .db
+        .write(move |c| {
+            match &outcome {
+                Ok(()) => c.execute("UPDATE outbox SET confirmed_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1", params![id, now])?,
+                Err(e) => c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    params![id, e, now + backoff(attempts + 1)],
+                )?,
+            };
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "outbox bookkeeping failed");
     }
 }
 

@@ -106,3 +106,50 @@ fn the_edge_registry_follows_the_keys() {
         app.cli_json(&["status"])["outbox"]["unconfirmed"] == 0
     });
 }
+
+#[test]
+fn a_key_waits_for_every_sink_not_just_the_first() {
+    let kv = FakeKv::start();
+    kv.fail_next_puts
+        .store(usize::MAX / 2, std::sync::atomic::Ordering::SeqCst); // the edge is down
+    let dir = provii_e2e::workspace()
+        .join("target/e2e")
+        .join(format!("kv-token2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("cf-token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let extra = format!(
+        "[publication]\nlead_time_seconds = 1\nfile = \"jwks.json\"\n[publication.cloudflare_kv]\napi = \"http://{}/client/v4\"\n\
+         account_id = \"acc1\"\nnamespace_id = \"ns1\"\ntoken = {{ file = \"{}\" }}\norganization_name = \"Example DMV\"\n",
+        kv.addr,
+        token.display()
+    );
+    let app = Appliance::start_with("two-sinks", &extra);
+    let kid = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    // The file sink confirms quickly; wait until it holds the new key.
+    wait("the file sink", || {
+        std::fs::read_to_string(app.dir.join("jwks.json")).is_ok_and(|t| t.contains(&kid))
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // past the lead time for the file sink
+    let out = app.cli(&["keys", "activate", &kid]);
+    assert!(
+        !out.status.success(),
+        "activated although the edge registry never confirmed the key"
+    );
+    // Once the edge is back and confirms, activation goes through.
+    kv.fail_next_puts
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let key = format!("issuer:dmv.example.gov:{kid}");
+    wait("the registry entry", || kv.get(&key).is_some());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.cli(&["keys", "activate", &kid]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "activation never went through after the edge confirmed"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
