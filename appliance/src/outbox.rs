@@ -4,7 +4,9 @@
 //! backoff and jitter, reads back what it wrote and records the
 //! confirmation. Nothing is lost across restarts or sink outages.
 //!
-//! Sinks built so far: `file` (an atomically written JWKS document).
+//! Sinks built so far: `file` (an atomically written JWKS document) and
+//! `cloudflare_kv` (the edge verifier's registry, WIRE.md). A key is ready
+//! for service only once every configured sink has confirmed it.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use provii_circuits::{AttestationVerifyingKey, Kid, VerifyingKey};
@@ -45,7 +45,8 @@ pub struct AttestationKey {
 
 #[derive(Clone, Default)]
 pub struct KeySet {
-    pub active: Option<ActiveKey>,
+    /// Shared so a request holds it without copying the sealed blob.
+    pub active: Option<Arc<ActiveKey>>,
     pub published: Vec<PublishedKey>,
     /// The signing attestation key first; older ones still verify.
     pub attestation: Vec<AttestationKey>,
@@ -60,7 +61,7 @@ pub struct App {
     /// Set when a background job changed key states; housekeeping reloads.
     pub keys_stale: std::sync::atomic::AtomicBool,
     /// Swapped whole on reload; requests share it without copying.
-    keys: RwLock<std::sync::Arc<KeySet>>,
+    keys: RwLock<Arc<KeySet>>,
     /// Source address → its HSM-keyed HMAC; bounded.
     source_hashes: Mutex<HashMap<IpAddr, String>>,
 }
@@ -94,14 +95,14 @@ pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
         if state == "active" && set.active.is_none() {
             let kek = kek_label(&kek).ok_or_else(|| bad_row("KEK label"))?;
             let blob = SealedBlob::from_bytes(&sealed).map_err(|_| bad_row("sealed key"))?;
-            set.active = Some(ActiveKey {
+            set.active = Some(Arc::new(ActiveKey {
                 kek,
                 sealed: SealedSigningKey {
                     kid: kid.clone(),
                     verifying_key,
                     blob,
                 },
-            });
+            }));
         }
         set.published.push(PublishedKey {
             kid,
@@ -150,12 +151,12 @@ impl App {
             limits,
             metrics: Default::default(),
             keys_stale: Default::default(),
-            keys: RwLock::new(std::sync::Arc::new(keys)),
+            keys: RwLock::new(Arc::new(keys)),
             source_hashes: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn keys(&self) -> std::sync::Arc<KeySet> {
+    pub fn keys(&self) -> Arc<KeySet> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -181,7 +182,7 @@ impl App {
 
     pub fn reload_keys(&self) -> Result<(), AppError> {
         let keys = self.db.read_blocking(load_keys)?;
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(keys);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
         Ok(())
     }
 }
