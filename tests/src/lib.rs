@@ -106,8 +106,12 @@ impl Appliance {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
         let label = format!("e2e-{}", rand::random::<u32>());
+        // A token directory per appliance: SoftHSM reads every token in its
+        // directory at C_Initialize, and a token another test's process is
+        // writing at that moment is the likely cause of the one heap
+        // corruption seen in `init` ("double free or corruption", CI).
         let tokendir = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm/provii-e2e-tokens")
+            PathBuf::from("/dev/shm/provii-e2e-tokens").join(&label)
         } else {
             dir.join("tokens")
         };
