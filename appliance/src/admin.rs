@@ -439,6 +439,8 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
                 "database": "ok",
                 "active_signing_key": keys.active.as_ref().map(|k| k.sealed.kid.as_str().to_owned()),
                 "published_keys": keys.published.len(),
+                "publisher_key": {"label": crate::publisher::key_label().as_str(),
+                                  "public_key": app.db.read_blocking(|c| crate::db::meta_get(c, "publisher_public_key"))?},
                 "outbox": app.db.read_blocking(|c| crate::outbox::stats(c, now))?,
                 "rotation": rotation,
                 "active_officers": officers,

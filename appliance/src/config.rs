@@ -60,6 +60,8 @@ pub struct PublicationConfig {
     pub file: Option<PathBuf>,
     /// `cloudflare-kv` sink: the edge verifier's issuer registry.
     pub cloudflare_kv: Option<CloudflareKv>,
+    /// `http` sink: the JWKS sent to a URL, signed by the publisher key.
+    pub http: Option<HttpSink>,
 }
 
 impl Default for PublicationConfig {
@@ -69,6 +71,7 @@ impl Default for PublicationConfig {
             rotation_days: 180,
             file: None,
             cloudflare_kv: None,
+            http: None,
         }
     }
 }
@@ -88,6 +91,16 @@ pub struct CloudflareKv {
     pub organization_name: String,
     pub organization_id: Option<String>,
     pub environment: Option<String>,
+}
+
+/// An edge that takes the JWKS document over HTTP: `PUT url` with a bearer
+/// token and a detached signature (see `publisher`), read back with `GET url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSink {
+    pub url: String,
+    /// The bearer token: never in this file.
+    pub token: SecretSource,
 }
 
 fn default_cloudflare_api() -> String {
@@ -240,6 +253,9 @@ impl Config {
         {
             fix(p);
         }
+        if let Some(SecretSource::File(p)) = self.publication.http.as_mut().map(|h| &mut h.token) {
+            fix(p);
+        }
         for p in [&mut self.http.tls_cert, &mut self.http.tls_key]
             .into_iter()
             .flatten()
@@ -265,6 +281,15 @@ impl Config {
                 "http.tls_cert",
                 "tls_cert and tls_key must be set together",
                 "give both PEM files, or neither for plain HTTP behind a proxy",
+            ));
+        }
+        if let Some(h) = &self.publication.http
+            && !(h.url.starts_with("https://") || h.url.starts_with("http://"))
+        {
+            return Err(invalid(
+                "publication.http.url",
+                format!("{:?} is not an http(s) URL", h.url),
+                "give the full URL the edge takes the JWKS at, e.g. \"https://edge.example/provii/jwks\"",
             ));
         }
         let i = &self.issuance;

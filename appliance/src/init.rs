@@ -93,6 +93,7 @@ crate::outbox::enqueue(tx, &cfg, now)?;
                 let event = Event::new("appliance.initialized", Severity::Critical).detail("kid", kid_s.as_str()).detail("issuer_id", cfg_issuer.as_str());
         audit::append(tx, &h, &event, now)
     })?;
+    crate::publisher::provision(&hsm, &db, now)?;
     let (h, officer) = (hsm.clone(), officer_id.to_owned());
     let officer_secret = db
         .write_blocking(move |c| enrol::add_officer(c, &h, &officer, "super_admin", "init", now))?;

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics;
 pub mod officer;
 pub mod outbox;
+pub mod publisher;
 pub mod ratelimit;
 pub mod serve;
 pub mod state;

@@ -4,9 +4,11 @@
 //! backoff and jitter, reads back what it wrote and records the
 //! confirmation. Nothing is lost across restarts or sink outages.
 //!
-//! Sinks built so far: `file` (an atomically written JWKS document) and
-//! `cloudflare_kv` (the edge verifier's registry, WIRE.md). A key is ready
-//! for service only once every configured sink has confirmed it.
+//! Sinks: `file` (an atomically written JWKS document), `cloudflare_kv`
+//! (the edge verifier's registry, WIRE.md §6) and `http` (the JWKS sent to
+//! a URL with a bearer token and the publisher key's detached signature).
+//! A key is ready for service only once every configured sink has
+//! confirmed it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use rand::RngExt;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::config::{CloudflareKv, Config};
+use crate::config::{CloudflareKv, Config, HttpSink};
 use crate::error::AppError;
 use crate::state::{App, PublishedKey, now};
 
@@ -50,13 +52,28 @@ pub fn enqueue(c: &Connection, config: &Config, now: i64) -> Result<(), AppError
             params![now, payload.to_string()],
         )?;
     }
-    if config.publication.file.is_some() {
-        c.execute(
-            "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'file', ?2, ?1)",
-            params![now, document],
-        )?;
+    for sink in ["file", "http"] {
+        if configured_sinks(config).contains(&sink) {
+            c.execute(
+                "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, ?2, ?3, ?1)",
+                params![now, sink, document],
+            )?;
+        }
     }
     Ok(())
+}
+
+/// The sinks this configuration publishes to.
+fn configured_sinks(config: &Config) -> Vec<&'static str> {
+    let p = &config.publication;
+    [
+        (p.file.is_some(), "file"),
+        (p.cloudflare_kv.is_some(), "cloudflare_kv"),
+        (p.http.is_some(), "http"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
 }
 
 /// The edge registry: one entry per key ever made, revoked ones included
@@ -154,6 +171,40 @@ fn kv_put_confirmed(
     Ok(())
 }
 
+/// Entries the edge verifier reads in its one page of listing (WIRE.md §6).
+const REGISTRY_LIMIT: usize = 1000;
+
+/// The names listed under `issuer:` (first page, as the verifier reads it).
+fn kv_list_issuers(
+    agent: &ureq::Agent,
+    kv: &CloudflareKv,
+    token: &str,
+) -> Result<std::collections::BTreeSet<String>, String> {
+    let url = format!(
+        "{}/accounts/{}/storage/kv/namespaces/{}/keys?prefix=issuer:",
+        kv.api.trim_end_matches('/'),
+        kv.account_id,
+        kv.namespace_id
+    );
+    let mut list = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|e| format!("list issuer: keys: {e}"))?;
+    let status = list.status().as_u16();
+    let body = list.body_mut().read_to_string().unwrap_or_default();
+    let listing: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if status != 200 || listing["success"] != true {
+        return Err(format!("list issuer: keys: HTTP {status}"));
+    }
+    Ok(listing["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
 /// Delivers a registry publication: every entry, then the JWKS.
 fn deliver_cloudflare(kv: &CloudflareKv, payload: &str) -> Result<(), String> {
     let token = kv.token.read().map_err(|e| format!("API token: {e}"))?;
@@ -163,11 +214,71 @@ fn deliver_cloudflare(kv: &CloudflareKv, payload: &str) -> Result<(), String> {
         .http_status_as_error(false)
         .build()
         .into();
-    for (name, value) in payload["registry"].as_object().into_iter().flatten() {
+    let registry = payload["registry"].as_object().cloned().unwrap_or_default();
+    for (name, value) in &registry {
         kv_put_confirmed(&agent, kv, &token, name, value.as_str().unwrap_or(""))?;
+    }
+    // The verifier finds entries by listing, not by name: confirm there too.
+    let listed = kv_list_issuers(&agent, kv, &token)?;
+    if let Some(missing) = registry.keys().find(|name| !listed.contains(*name)) {
+        return Err(format!("{missing} is not in the registry listing yet"));
+    }
+    if listed.len() > REGISTRY_LIMIT {
+        return Err(format!(
+            "the registry lists {} entries; the edge verifier reads one page of {REGISTRY_LIMIT} and fails closed beyond it",
+            listed.len()
+        ));
     }
     if let Some(name) = payload["jwks_key"].as_str() {
         kv_put_confirmed(&agent, kv, &token, name, &payload["jwks"].to_string())?;
+    }
+    Ok(())
+}
+
+/// Sends the JWKS to the `http` sink, signed by the publisher key, and
+/// reads it back.
+fn deliver_http(
+    sink: &HttpSink,
+    hsm: &provii_hsm::Hsm,
+    seq: i64,
+    queued_at: i64,
+    document: &str,
+) -> Result<(), String> {
+    let token = sink
+        .token
+        .read()
+        .map_err(|e| format!("bearer token: {e}"))?;
+    let signature = crate::publisher::signature_header(hsm, seq, queued_at, document.as_bytes())
+        .map_err(|e| format!("signing with the publisher key: {e}"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(15)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let bearer = format!("Bearer {}", token.as_str());
+    let put = agent
+        .put(&sink.url)
+        .header("Authorization", &bearer)
+        .header("Content-Type", "application/json")
+        .header(crate::publisher::SIGNATURE_HEADER, &signature)
+        .send(document)
+        .map_err(|e| format!("PUT {}: {e}", sink.url))?;
+    let status = put.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(format!("PUT {}: HTTP {status}", sink.url));
+    }
+    let mut get = agent
+        .get(&sink.url)
+        .header("Authorization", &bearer)
+        .call()
+        .map_err(|e| format!("GET {}: {e}", sink.url))?;
+    let status = get.status().as_u16();
+    let back = get.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 || back != document {
+        return Err(format!(
+            "{} does not read back as written (HTTP {status})",
+            sink.url
+        ));
     }
     Ok(())
 }
@@ -183,15 +294,8 @@ pub fn confirmed_since(
     kid: &str,
 ) -> Result<Option<i64>, AppError> {
     let needle = format!("\"kid\":\"{kid}\"");
-    let mut sinks = Vec::new();
-    if config.publication.file.is_some() {
-        sinks.push("file");
-    }
-    if config.publication.cloudflare_kv.is_some() {
-        sinks.push("cloudflare_kv");
-    }
     let mut ready = None;
-    for sink in sinks {
+    for sink in configured_sinks(config) {
         let first: Option<i64> = c
             .query_row(
                 "SELECT MIN(confirmed_at) FROM outbox WHERE sink = ?1 AND confirmed_at IS NOT NULL AND instr(payload, ?2) > 0",
@@ -231,6 +335,7 @@ fn deliver_file(path: &Path, document: &str) -> Result<(), String> {
 /// An unconfirmed outbox entry.
 struct Entry {
     id: i64,
+    created_at: i64,
     sink: String,
     payload: String,
     attempts: i64,
@@ -247,11 +352,11 @@ pub async fn run(app: Arc<App>) {
             .db
             .read(|c| {
                 let mut stmt = c.prepare(
-                    "SELECT id, sink, payload, attempts, next_attempt_at FROM outbox
+                    "SELECT id, sink, payload, attempts, next_attempt_at, created_at FROM outbox
                      WHERE id IN (SELECT MIN(id) FROM outbox WHERE confirmed_at IS NULL GROUP BY sink)",
                 )?;
                 let rows = stmt.query_map([], |r| {
-                    Ok(Entry { id: r.get(0)?, sink: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)?, next_attempt_at: r.get(4)? })
+                    Ok(Entry { id: r.get(0)?, sink: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)?, next_attempt_at: r.get(4)?, created_at: r.get(5)? })
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
@@ -271,6 +376,7 @@ async fn deliver_one(app: &Arc<App>, entry: Entry) {
         sink,
         payload,
         attempts,
+        created_at,
         ..
     } = entry;
     let now = now();
@@ -280,6 +386,15 @@ async fn deliver_one(app: &Arc<App>, entry: Entry) {
             tokio::task::spawn_blocking(move || match kv {
                 Some(kv) => deliver_cloudflare(&kv, &payload),
                 None => Err("no cloudflare_kv sink".into()),
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        ("http", _) if app.config.publication.http.is_some() => {
+            let (sink, hsm) = (app.config.publication.http.clone(), app.hsm.clone());
+            tokio::task::spawn_blocking(move || match sink {
+                Some(sink) => deliver_http(&sink, &hsm, id, created_at, &payload),
+                None => Err("no http sink".into()),
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()))

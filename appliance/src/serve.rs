@@ -45,6 +45,7 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
     let socket = config.admin_socket();
     let app = Arc::new(App::new(config, hsm, db)?);
     audit_start(&app, &config_bytes)?;
+    crate::publisher::provision(&app.hsm, &app.db, now())?;
 
     let admin_app = app.clone();
     tokio::spawn(async move {

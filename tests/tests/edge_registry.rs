@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use provii_e2e::Appliance;
-use provii_e2e::kv::{FakeKv, TOKEN};
+use provii_e2e::kv::{Failure, FakeKv, TOKEN};
 
 fn wait(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -67,18 +67,15 @@ fn the_edge_registry_follows_the_keys() {
     ] {
         assert!(fields.contains(&field), "{field} missing from {entry}");
     }
-    assert_eq!(entry["revoked"], false);
-    assert_eq!(entry["organization_name"], "Example DMV");
-    let vk = provii_circuits::encoding::b64url_decode_array::<32>(
-        entry["verification_key"].as_str().expect("vk"),
-        "vk",
-    )
-    .expect("32 bytes");
-    let vk = provii_circuits::VerifyingKey::from_bytes(&vk).expect("a verifying key");
-    assert_eq!(
-        entry["issuer_key_hash"],
-        provii_circuits::encoding::b64url_encode(&provii_circuits::params::issuer_key_hash(&vk))
-    );
+    // Read as the edge verifier reads it: listed, parsed, typed.
+    let registry = kv.registry().expect("the verifier can read the registry");
+    let parsed = &registry[&first_key];
+    assert!(!parsed.revoked);
+    assert_eq!(parsed.organization_name, "Example DMV");
+    assert_eq!(parsed.issuer_kid.as_deref(), Some(first.as_str()));
+    assert_eq!(parsed.issuer_id.as_deref(), Some("dmv.example.gov"));
+    assert_eq!(parsed.issuer_key_hash, parsed.expected_key_hash());
+    provii_circuits::VerifyingKey::from_bytes(&parsed.verification_key).expect("a verifying key");
     assert_eq!(
         kv.get("jwks").expect("jwks")["keys"][0]["kid"],
         first.as_str()
@@ -95,9 +92,14 @@ fn the_edge_registry_follows_the_keys() {
     wait("the revocation", || {
         kv.get(&second_key).is_some_and(|e| e["revoked"] == true)
     });
-    let revoked = kv.get(&second_key).expect("entry");
-    assert_eq!(revoked["revoked_reason"], "test");
-    assert!(revoked["revoked_at"].as_i64().is_some());
+    let registry = kv.registry().expect("the verifier can read the registry");
+    let revoked = &registry[&second_key];
+    assert_eq!(revoked.revoked_reason.as_deref(), Some("test"));
+    assert!(revoked.revoked_at.is_some());
+    assert!(
+        !registry[&first_key].revoked,
+        "only the revoked key is marked"
+    );
     wait("the JWKS without the revoked key", || {
         kv.get("jwks")
             .is_some_and(|j| !j.to_string().contains(&second))
@@ -150,6 +152,167 @@ fn a_key_waits_for_every_sink_not_just_the_first() {
             Instant::now() < deadline,
             "activation never went through after the edge confirmed"
         );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A KV sink and an http sink against the same stand-in edge; the token
+/// file and the config text for both.
+fn edge_config(kv: &FakeKv, name: &str) -> String {
+    let dir = provii_e2e::workspace()
+        .join("target/e2e")
+        .join(format!("{name}-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("edge-token");
+    std::fs::write(&token, TOKEN).expect("token");
+    format!(
+        "[publication]\nlead_time_seconds = 1\n[publication.cloudflare_kv]\napi = \"http://{addr}/client/v4\"\naccount_id = \"acc1\"\n\
+         namespace_id = \"ns1\"\ntoken = {{ file = \"{t}\" }}\njwks_key = \"jwks\"\norganization_name = \"Example DMV\"\n\
+         [publication.http]\nurl = \"http://{addr}{path}\"\ntoken = {{ file = \"{t}\" }}\n",
+        addr = kv.addr,
+        t = token.display(),
+        path = provii_e2e::kv::PUBLISH_PATH,
+    )
+}
+
+/// Tells the stand-in edge the appliance's publisher key, as an operator
+/// would after reading it from `status`.
+fn trust_publisher(kv: &FakeKv, app: &Appliance) {
+    let public = app.cli_json(&["status"])["publisher_key"]["public_key"]
+        .as_str()
+        .expect("status shows the publisher key")
+        .to_owned();
+    let public = provii_circuits::encoding::b64url_decode_array::<32>(&public, "publisher key")
+        .expect("32 bytes");
+    kv.published.lock().expect("published").publisher_key = Some(public);
+}
+
+fn http_document(kv: &FakeKv) -> Option<serde_json::Value> {
+    let p = kv.published.lock().expect("published");
+    p.document
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+}
+
+#[test]
+fn the_http_sink_is_authenticated_by_the_publisher_key() {
+    let kv = FakeKv::start();
+    let app = Appliance::start_with("http-sink", &edge_config(&kv, "http-sink"));
+    // Until the edge knows the publisher key it refuses every publication.
+    wait("a refused publication", || {
+        kv.published.lock().expect("published").refused_signatures > 0
+    });
+    assert!(http_document(&kv).is_none());
+    trust_publisher(&kv, &app);
+    let served = app.get("/.well-known/jwks.json").json();
+    wait("the signed JWKS", || {
+        http_document(&kv).as_ref() == Some(&served)
+    });
+
+    let kid = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    wait("the JWKS with the new key", || {
+        http_document(&kv).is_some_and(|d| d.to_string().contains(&kid))
+    });
+    let seqs = kv.published.lock().expect("published").seqs.clone();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "publications arrived in order, each once: {seqs:?}"
+    );
+}
+
+/// Every key in the database, as (kid, revoked).
+fn database_keys(app: &Appliance) -> Vec<(String, bool)> {
+    let keys = app.cli_json(&["keys", "list"]);
+    keys.as_array()
+        .expect("a list")
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().expect("kid").to_owned(),
+                k["state"] == "revoked",
+            )
+        })
+        .collect()
+}
+
+/// Every key in the registry as the verifier reads it, as (kid, revoked).
+fn registry_keys(kv: &FakeKv) -> Vec<(String, bool)> {
+    let mut keys: Vec<(String, bool)> = kv
+        .registry()
+        .unwrap_or_default()
+        .into_values()
+        .map(|e| (e.issuer_kid.unwrap_or_default(), e.revoked))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn the_edge_converges_after_an_outage_during_rotation_and_a_restart() {
+    let kv = FakeKv::start();
+    let mut app = Appliance::start_with("edge-outage", &edge_config(&kv, "edge-outage"));
+    trust_publisher(&kv, &app);
+    let first = database_keys(&app);
+    wait("the first key at the edge", || registry_keys(&kv) == first);
+
+    // The edge goes down in the middle of a rotation.
+    kv.fail(Failure::ServerError);
+    let b = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = app.cli(&["keys", "activate", &b]);
+    assert!(
+        !out.status.success(),
+        "activated a key the edge never confirmed"
+    );
+    kv.fail(Failure::Refuse);
+    assert!(app.stop().success(), "clean stop during the outage");
+    app.spawn();
+    trust_publisher(&kv, &app);
+    let c = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    app.cli_json(&["keys", "revoke", &c, "--reason", "drill"]);
+    kv.fail(Failure::Hang);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !registry_keys(&kv).iter().any(|(k, _)| *k == b || *k == c),
+        "nothing reached the edge while it was down"
+    );
+
+    // The edge returns: it converges to the database, nothing lost.
+    kv.fail(Failure::None);
+    let mut expected = database_keys(&app);
+    expected.sort();
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    wait("the registry to converge", || {
+        registry_keys(&kv) == expected
+    });
+    let served = app.get("/.well-known/jwks.json").json();
+    wait("the KV JWKS to converge", || {
+        kv.get("jwks").as_ref() == Some(&served)
+    });
+    wait("the http JWKS to converge", || {
+        http_document(&kv).as_ref() == Some(&served)
+    });
+    wait("an empty outbox", || {
+        app.cli_json(&["status"])["outbox"]["unconfirmed"] == 0
+    });
+    let seqs = kv.published.lock().expect("published").seqs.clone();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "http publications in order: {seqs:?}"
+    );
+    // B, confirmed now, may sign.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.cli(&["keys", "activate", &b]).status.success() {
+        assert!(Instant::now() < deadline, "B never became activatable");
         std::thread::sleep(Duration::from_millis(300));
     }
 }
