@@ -347,7 +347,10 @@ struct Entry {
 /// backoff has passed), so a failing edge does not stop the file sink.
 pub async fn run(app: Arc<App>) {
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = app.outbox_wake.notified() => {}
+        }
         let heads: Result<Vec<Entry>, AppError> = app
             .db
             .read(|c| {

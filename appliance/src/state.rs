@@ -64,6 +64,9 @@ pub struct App {
     keys: RwLock<Arc<KeySet>>,
     /// Source address → its HSM-keyed HMAC; bounded.
     source_hashes: Mutex<HashMap<IpAddr, String>>,
+    /// Wakes the outbox worker when key states change, so a revocation
+    /// leaves at once instead of at the next poll.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 const SOURCE_HASH_CACHE: usize = 10_000;
@@ -153,6 +156,7 @@ impl App {
             keys_stale: Default::default(),
             keys: RwLock::new(Arc::new(keys)),
             source_hashes: Mutex::new(HashMap::new()),
+            outbox_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -183,6 +187,7 @@ impl App {
     pub fn reload_keys(&self) -> Result<(), AppError> {
         let keys = self.db.read_blocking(load_keys)?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        self.outbox_wake.notify_one();
         Ok(())
     }
 }

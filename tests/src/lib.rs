@@ -26,6 +26,25 @@ pub fn workspace() -> PathBuf {
 }
 
 /// A binary of the workspace, built next to this test executable.
+/// Runs `provii-tool` with `stdin` and parses its JSON output.
+pub fn tool(args: &[&str], stdin: &[u8]) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(binary("provii-tool"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("provii-tool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write");
+    let out = child.wait_with_output().expect("provii-tool output");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe

@@ -3,32 +3,12 @@
 //! without side effects, single use under concurrency, the audit chain, and
 //! no personal data at rest.
 
-use std::process::Command;
-
 use ed25519_dalek::{Signer, SigningKey};
 use provii_circuits::encoding::{b64url_encode, hex_encode};
 use provii_circuits::{AttestationFields, DobDays};
 use provii_e2e::world::{good_r_bits, now, random_hex32};
-use provii_e2e::{Appliance, binary, http};
+use provii_e2e::{Appliance, http, tool};
 use serde_json::json;
-
-fn tool(args: &[&str], stdin: &[u8]) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = Command::new(binary("provii-tool"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("provii-tool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write");
-    let out = child.wait_with_output().expect("provii-tool output");
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 /// The credential verifies with provii-tool, and its commitment opens with
 /// the wallet's date of birth and r_bits.
