@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod calendar;
 pub mod config;
 pub mod db;

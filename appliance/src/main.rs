@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use provii_appliance::config::Config;
-use provii_appliance::{admin, enrol, init, officer, serve};
+use provii_appliance::{admin, backup, enrol, init, officer, serve};
 use provii_circuits::encoding::hex_encode;
 use serde_json::{Value, json};
 
@@ -53,6 +53,19 @@ enum Command {
     },
     /// Run the daemon
     Serve,
+    /// Write a consistent, HSM-sealed snapshot (safe while the daemon runs)
+    Backup {
+        /// The backup file to create (never overwritten; mode 0600)
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup onto a fresh state directory, after checking it
+    /// against this HSM token
+    Restore {
+        /// The backup file
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Counter officers (admin)
     #[command(subcommand)]
     Officers(OfficerCmd),
@@ -325,6 +338,33 @@ fn run(cli: Cli) -> Result<(), String> {
             });
             return Ok(());
         }
+        Command::Backup { out } => {
+            let m = backup::backup(&config, &out).map_err(|e| e.to_string())?;
+            let v = json!({"file": out.display().to_string(), "manifest": m});
+            print(&v, &|v| {
+                format!(
+                    "Backup written to {} ({} bytes of database, {} signing keys, sealed under {}).\nKeep it with the HSM token's own backup: it restores only where that KEK is.",
+                    v["file"].as_str().unwrap_or(""),
+                    v["manifest"]["database_bytes"],
+                    v["manifest"]["signing_keys"].as_array().map_or(0, Vec::len),
+                    v["manifest"]["kek"].as_str().unwrap_or("")
+                )
+            });
+            return Ok(());
+        }
+        Command::Restore { from } => {
+            let m = backup::restore(&config, &from).map_err(|e| e.to_string())?;
+            let v = json!({"restored_into": config.state_dir.display().to_string(), "manifest": m});
+            print(&v, &|v| {
+                format!(
+                    "Restored the backup of {} taken at {} into {}.\nRequests and attestations made before now are refused (their nonces may have been used after the snapshot). Start the daemon.",
+                    v["manifest"]["issuer_id"].as_str().unwrap_or(""),
+                    v["manifest"]["created_at"],
+                    v["restored_into"].as_str().unwrap_or("")
+                )
+            });
+            return Ok(());
+        }
         Command::Serve => {
             provii_hsm::hardening::harden_process().map_err(|e| e.to_string())?;
             tracing_subscriber::fmt()
@@ -349,7 +389,10 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let admin = Admin::new(&config, cli.caller, &cli.responder)?;
     match cli.command {
-        Command::Init { .. } | Command::Serve => {}
+        Command::Init { .. }
+        | Command::Serve
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {}
         Command::Officers(cmd) => match cmd {
             OfficerCmd::Add { id, secret_out } => {
                 let v = admin.call(json!({"cmd": "officers.add", "id": id}))?;

@@ -67,6 +67,10 @@ pub struct App {
     /// Wakes the outbox worker when key states change, so a revocation
     /// leaves at once instead of at the next poll.
     pub outbox_wake: tokio::sync::Notify,
+    /// Set by a restore from backup: signed requests and attestations
+    /// timestamped at or before it are refused, since nonces consumed after
+    /// the snapshot were lost with it.
+    pub replay_floor: i64,
 }
 
 const SOURCE_HASH_CACHE: usize = 10_000;
@@ -146,6 +150,10 @@ fn kek_label(s: &str) -> Option<ObjectLabel> {
 impl App {
     pub fn new(config: Config, hsm: Hsm, db: Db) -> Result<Self, AppError> {
         let keys = db.read_blocking(load_keys)?;
+        let replay_floor = db
+            .read_blocking(|c| crate::db::meta_get(c, "replay_floor"))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(i64::MIN);
         let limits = RateLimits::new(&config.rate_limits);
         Ok(Self {
             config,
@@ -157,6 +165,7 @@ impl App {
             keys: RwLock::new(Arc::new(keys)),
             source_hashes: Mutex::new(HashMap::new()),
             outbox_wake: tokio::sync::Notify::new(),
+            replay_floor,
         })
     }
 

@@ -183,6 +183,11 @@ pub async fn create(
             "request timestamp is outside ±30 s of the server clock",
         ));
     }
+    if a.timestamp <= app.replay_floor {
+        return Err(ApiError::unauthorized_because(
+            "request predates this appliance's restore from backup; sign a new one",
+        ));
+    }
     let dob = DobDays::new(req.dob_days)
         .map_err(|_| ApiError::bad_request("dob_days is outside [-36525, 36525]"))?;
     if i64::from(dob.expose()) > now / 86_400 {

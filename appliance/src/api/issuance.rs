@@ -77,6 +77,11 @@ pub async fn blind(
                 ApiError::bad_request("dob_days is outside [-36525, 36525]")
             }
         })?;
+    if i64::try_from(attestation.fields().timestamp()).unwrap_or(i64::MAX) <= app.replay_floor {
+        return Err(ApiError::unauthorized_because(
+            "attestation predates this appliance's restore from backup; ask for a new one",
+        ));
+    }
     let mut wire = b64url_decode(&req.r_bits, "r_bits")
         .map_err(|_| ApiError::bad_request("r_bits is not canonical base64url"))?;
     let r_bits = RBits::from_wire_bytes(&wire);
