@@ -465,8 +465,10 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
             Ok(json!({}))
         }
         "keys.rotate-attestation" => {
-            let label = crate::keys::rotate_attestation_key(app, &caller.id, now)?;
-            Ok(json!({"label": label, "previous_verifies_for_seconds": crate::keys::ATTESTATION_OVERLAP_SECONDS}))
+            let compromised = req.get("compromised").and_then(Value::as_bool).unwrap_or(false);
+            let overlap = if compromised { 0 } else { crate::keys::ATTESTATION_OVERLAP_SECONDS };
+            let label = crate::keys::rotate_attestation_key(app, &caller.id, overlap, now)?;
+            Ok(json!({"label": label, "previous_verifies_for_seconds": overlap}))
         }
         "keys.revoke" => {
             crate::keys::revoke(app, &arg("kid")?, &arg("reason")?, &caller.id, now)?;

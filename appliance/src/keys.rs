@@ -175,8 +175,14 @@ pub fn retire_expired(c: &Connection, app: &App, now: i64) -> Result<Vec<String>
 pub const ATTESTATION_OVERLAP_SECONDS: i64 = 3600 + 60;
 
 /// Makes a new Ed25519 attestation key inside the HSM; it signs from now
-/// on, and the previous one keeps verifying for the overlap.
-pub fn rotate_attestation_key(app: &Arc<App>, actor: &str, now: i64) -> Result<String, AppError> {
+/// on, and the previous one keeps verifying for `overlap` seconds
+/// ([`ATTESTATION_OVERLAP_SECONDS`] routinely, 0 when it is compromised).
+pub fn rotate_attestation_key(
+    app: &Arc<App>,
+    actor: &str,
+    overlap: i64,
+    now: i64,
+) -> Result<String, AppError> {
     let n: i64 = app.db.read_blocking(|c| {
         Ok(c.query_row("SELECT COUNT(*) FROM attestation_keys", [], |r| r.get(0))?)
     })?;
@@ -188,14 +194,14 @@ pub fn rotate_attestation_key(app: &Arc<App>, actor: &str, now: i64) -> Result<S
         c.execute(
             "INSERT INTO attestation_key_windows (label, verify_until)
              SELECT label, ?1 FROM attestation_keys WHERE state = 'current'",
-            [now + ATTESTATION_OVERLAP_SECONDS],
+            [now + overlap],
         )?;
         c.execute("UPDATE attestation_keys SET state = 'previous' WHERE state = 'current'", [])?;
         c.execute(
             "INSERT INTO attestation_keys (label, public_key, state, created_at) VALUES (?1, ?2, 'current', ?3)",
             params![label_s, public.to_vec(), now],
         )?;
-        let event = Event::new("attestation_key.rotated", Severity::Critical).actor(actor).detail("label", label_s.as_str());
+        let event = Event::new("attestation_key.rotated", Severity::Critical).actor(actor).detail("label", label_s.as_str()).detail("previous_verifies_for_seconds", overlap);
         audit::append(c, &a.hsm, &event, now)
     })?;
     app.reload_keys()?;

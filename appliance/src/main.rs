@@ -195,7 +195,12 @@ enum KeysCmd {
         force: bool,
     },
     /// New Ed25519 attestation key in the HSM; the previous one verifies for another hour (super_admin)
-    RotateAttestation,
+    RotateAttestation {
+        /// The previous key is suspected leaked: it stops verifying at once
+        /// (attestations it signed and not yet used are refused)
+        #[arg(long)]
+        compromised: bool,
+    },
     /// Take a key out of service at once and publish the revocation (super_admin)
     Revoke {
         kid: String,
@@ -556,8 +561,8 @@ fn run(cli: Cli) -> Result<(), String> {
             &admin.call(json!({"cmd": "keys.activate", "kid": kid, "force": force}))?,
             &done,
         ),
-        Command::Keys(KeysCmd::RotateAttestation) => print(
-            &admin.call(json!({"cmd": "keys.rotate-attestation"}))?,
+        Command::Keys(KeysCmd::RotateAttestation { compromised }) => print(
+            &admin.call(json!({"cmd": "keys.rotate-attestation", "compromised": compromised}))?,
             &|v| {
                 format!(
                     "attestation key {} signs from now on; the previous one verifies for {} s more",

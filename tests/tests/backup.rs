@@ -103,7 +103,12 @@ fn backup_wipe_restore_and_issuance_goes_on_under_the_same_keys() {
     eprintln!("restore took {} ms", started.elapsed().as_millis());
     // The replay floor is the restore's second: let it pass.
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    let started = Instant::now();
     app.spawn();
+    eprintln!(
+        "restored daemon ready in {} ms",
+        started.elapsed().as_millis()
+    );
     assert_eq!(served_keys(&app), keys, "the same keys are served");
 
     // Issuance goes on under the same key; the credential verifies with it.

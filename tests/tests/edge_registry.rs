@@ -363,6 +363,7 @@ fn rotation_end_to_end_against_the_edge() {
     });
     assert!(verifies_against_the_edge(&kv, &cred_a, &a));
 
+    let created_at = Instant::now();
     let b = app.cli_json(&["keys", "create"])["kid"]
         .as_str()
         .expect("kid")
@@ -371,6 +372,10 @@ fn rotation_end_to_end_against_the_edge() {
     wait("B in the registry", || {
         kv.registry().is_ok_and(|r| r.contains_key(&b_entry))
     });
+    eprintln!(
+        "keys create to B in the edge registry: {} ms",
+        created_at.elapsed().as_millis()
+    );
     let early = app.cli(&["keys", "activate", &b]);
     assert!(!early.status.success(), "activated before the lead time");
     assert!(String::from_utf8_lossy(&early.stderr).contains("lead time"));

@@ -285,3 +285,29 @@ fn the_rotation_schedule_prepares_a_successor_and_reports_overdue_keys() {
             .contains("provii_signing_key_rotation_overdue 0")
     );
 }
+
+#[test]
+fn a_compromised_attestation_key_stops_verifying_at_once() {
+    let app = Appliance::start("attest-compromised");
+    let attest = |app: &Appliance| {
+        app.officer_attest(9000).json()["attestation"]
+            .as_str()
+            .expect("attestation")
+            .to_owned()
+    };
+    let before = attest(&app);
+    let rotated = app.cli_json(&["keys", "rotate-attestation", "--compromised"]);
+    assert_eq!(rotated["previous_verifies_for_seconds"], 0);
+    let r = app.issue(&before, &good_r_bits());
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (401, "UNAUTHORIZED"),
+        "an attestation under the compromised key"
+    );
+    let after = attest(&app);
+    assert_eq!(app.issue(&after, &good_r_bits()).status, 200);
+    assert!(
+        String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout)
+            .contains("\"previous_verifies_for_seconds\":0")
+    );
+}
