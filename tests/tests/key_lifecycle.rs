@@ -71,9 +71,22 @@ fn keys_are_published_before_they_sign_and_leave_when_revoked() {
     );
     let first = kid_of_new_credential(&app);
     wait_published(&app, &[(&first, "active")]);
+    let first_etag = app
+        .get("/.well-known/jwks.json")
+        .header("etag")
+        .expect("etag")
+        .to_owned();
 
     let created = app.cli_json(&["keys", "create"]);
     let second = created["kid"].as_str().expect("kid").to_owned();
+    // The cached copy a wallet holds is stale now: its ETag no longer matches.
+    let revalidated = provii_e2e::http::raw(
+        &app.addr,
+        format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nIf-None-Match: {first_etag}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("http");
+    assert_eq!(revalidated.status, 200, "a changed key set answered 304");
+    assert_ne!(revalidated.header("etag"), Some(first_etag.as_str()));
     assert_eq!(second.len(), 14);
     assert_ne!(second, first);
     wait_published(&app, &[(&first, "active"), (&second, "pending")]);
