@@ -3,6 +3,7 @@
 //! `WIRE.md`). No I/O, no clocks, no randomness it was not handed.
 
 pub mod attestation;
+pub mod circuit;
 pub mod client_auth;
 pub mod constants;
 pub mod credential;
