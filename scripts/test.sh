@@ -16,5 +16,9 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (the binaries the end-to-end tests start)"
 cargo build --workspace --bins --locked
+echo "== age circuit test parameters (one INSECURE seeded setup, shared by every proving test)"
+export PROVII_TEST_PARAMS="$PWD/target/test-params"
+rm -rf "$PROVII_TEST_PARAMS"
+./target/debug/provii-tool params generate --out "$PROVII_TEST_PARAMS" --seed "$(printf '5a%.0s' $(seq 32))"
 echo "== cargo test"
 cargo test --workspace --locked

@@ -134,6 +134,10 @@ impl AttestationFields {
     pub fn issuer_id(&self) -> &str {
         &self.issuer_id
     }
+    /// The attested date of birth: what a wallet commits to. Secret.
+    pub fn dob(&self) -> Result<crate::DobDays> {
+        crate::DobDays::new(self.dob_days)
+    }
     pub fn timestamp(&self) -> u64 {
         self.timestamp
     }

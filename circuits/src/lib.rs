@@ -14,6 +14,7 @@ pub mod fixed_str;
 pub mod params;
 pub mod pedersen;
 mod point;
+pub mod proof;
 pub mod public_inputs;
 pub mod rbits;
 pub mod redjubjub;

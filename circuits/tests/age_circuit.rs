@@ -108,6 +108,12 @@ fn a_real_credential_satisfies_both_directions_and_the_constraint_count_is_print
     let over = satisfied(statement(&h, Direction::Over, 9100), witness(&h));
     let constraints = over.expect("over 9100 is satisfied");
     println!("age circuit constraints: {constraints} (spec §12.5 reference: 99 083)");
+    let shape = provii_circuits::circuit::count::shape().expect("shape");
+    assert_eq!(
+        shape.constraints, constraints,
+        "the blank circuit has the same shape"
+    );
+    assert_eq!(shape.public_inputs, 8, "ic.len() will be 9");
     assert!(satisfied(statement(&h, Direction::Under, 8900), witness(&h)).is_some());
     // The boundary satisfies both directions (spec §12.2).
     assert!(satisfied(statement(&h, Direction::Over, 9000), witness(&h)).is_some());

@@ -45,6 +45,32 @@ pub fn tool(args: &[&str], stdin: &[u8]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// The age circuit's test parameters: the directory `scripts/test.sh`
+/// generated once for the run (`PROVII_TEST_PARAMS`), or, when a test runs
+/// on its own, a directory generated here on first use.
+pub fn test_params() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PROVII_TEST_PARAMS") {
+        return PathBuf::from(dir);
+    }
+    let dir = workspace()
+        .join("target/e2e")
+        .join(format!("params-{}", std::process::id()));
+    if !dir.join("manifest.json").exists() {
+        let out = Command::new(binary("provii-tool"))
+            .args(["params", "generate", "--out"])
+            .arg(&dir)
+            .args(["--seed", &"5a".repeat(32)])
+            .output()
+            .expect("provii-tool params generate");
+        assert!(
+            out.status.success(),
+            "params generate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe

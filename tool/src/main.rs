@@ -6,6 +6,8 @@
 
 mod commands;
 mod input;
+mod params;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,6 +109,93 @@ enum Command {
         #[arg(long)]
         nonce: String,
     },
+    /// Groth16 parameters of the age circuit
+    #[command(subcommand)]
+    Params(ParamsCmd),
+    /// A reference wallet: enrol against an issuer, prove, verify
+    #[command(subcommand)]
+    Wallet(WalletCmd),
+}
+
+#[derive(Subcommand)]
+enum ParamsCmd {
+    /// TEST-ONLY parameters from a single-party setup (INSECURE: whoever runs it can forge proofs)
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        /// 64 hex characters: draw the setup's randomness from ChaCha20 with this seed (reproducible)
+        #[arg(long)]
+        seed: Option<String>,
+    },
+    /// The four integrity checks of spec §13.8 on a parameter directory (exit 1 on failure)
+    Check { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum WalletCmd {
+    /// Blind issuance with fresh r_bits; checks the credential, then stores it (mode 0600)
+    Enrol {
+        /// The issuer's base URL
+        #[arg(long)]
+        server: String,
+        /// The attestation (base64url) the officer or Issuing Party handed over
+        #[arg(long)]
+        attestation: String,
+        #[arg(long, default_value = "provii-wallet.json")]
+        wallet: PathBuf,
+    },
+    /// Preflight, then prove; prints the AgeProofJson
+    Prove {
+        #[arg(long)]
+        params: PathBuf,
+        #[arg(long, allow_negative_numbers = true)]
+        cutoff_days: i32,
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        /// 64 hex characters, from the relying party's challenge
+        #[arg(long)]
+        rp_challenge: String,
+        #[arg(long, default_value = "provii-wallet.json")]
+        wallet: PathBuf,
+    },
+    /// The verifier's steps on an AgeProofJson (exit 1 when invalid)
+    Verify {
+        #[arg(long)]
+        params: PathBuf,
+        /// The AgeProofJson file, `-` for stdin
+        #[arg(long)]
+        proof: PathBuf,
+        /// The issuer key the verifier trusts (base64url)
+        #[arg(long)]
+        issuer_vk: String,
+        /// The direction the relying party asked for
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        /// The cutoff the relying party asked for
+        #[arg(long, allow_negative_numbers = true)]
+        cutoff_days: Option<i32>,
+        /// The challenge the relying party issued (64 hex characters)
+        #[arg(long)]
+        rp_challenge: Option<String>,
+    },
+}
+
+impl From<DirectionArg> for Direction {
+    fn from(d: DirectionArg) -> Self {
+        match d {
+            DirectionArg::Over => Direction::Over,
+            DirectionArg::Under => Direction::Under,
+        }
+    }
+}
+
+fn verdict(v: serde_json::Value) -> (String, ExitCode) {
+    let code = if v["valid"] == true || v["ok"] == true {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    (v.to_string(), code)
 }
 
 fn run(command: Command) -> Result<(String, ExitCode), ToolError> {
@@ -154,6 +243,51 @@ fn run(command: Command) -> Result<(String, ExitCode), ToolError> {
             )?)
         }
         Command::RpChallenge { origin, nonce } => ok(rp_challenge_cmd(&origin, &nonce)?),
+        Command::Params(ParamsCmd::Generate { out, seed }) => {
+            let seed = seed
+                .map(|s| provii_circuits::encoding::hex_decode_array::<32>(&s, "--seed"))
+                .transpose()?;
+            ok(params::generate(&out, seed)?)
+        }
+        Command::Params(ParamsCmd::Check { dir }) => match params::check(&dir) {
+            Ok(v) => verdict(v),
+            Err(e) => verdict(serde_json::json!({"ok": false, "error": e.to_string()})),
+        },
+        Command::Wallet(WalletCmd::Enrol {
+            server,
+            attestation,
+            wallet,
+        }) => ok(wallet::enrol(&server, &attestation, &wallet)?),
+        Command::Wallet(WalletCmd::Prove {
+            params,
+            cutoff_days,
+            direction,
+            rp_challenge,
+            wallet,
+        }) => ok(wallet::prove_cmd(
+            &params,
+            &wallet,
+            direction.into(),
+            cutoff_days,
+            &rp_challenge,
+        )?),
+        Command::Wallet(WalletCmd::Verify {
+            params,
+            proof,
+            issuer_vk,
+            direction,
+            cutoff_days,
+            rp_challenge,
+        }) => verdict(wallet::verify_cmd(
+            &params,
+            input::trim_trailing_whitespace(&read_input(&proof)?),
+            &wallet::Expectation {
+                issuer_vk: &issuer_vk,
+                direction: direction.into(),
+                cutoff_days,
+                rp_challenge: rp_challenge.as_deref(),
+            },
+        )?),
     })
 }
 

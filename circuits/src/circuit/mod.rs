@@ -7,6 +7,7 @@
 //! Pedersen hash, [`bits`] for bit utilities.
 
 pub mod bits;
+pub mod count;
 pub mod ecc;
 pub mod pedersen;
 
