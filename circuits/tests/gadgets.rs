@@ -136,7 +136,11 @@ fn point_encoding_bits_match_the_compressed_bytes() {
         let p = random_point(&mut rng);
         let mut cs = TestConstraintSystem::<Scalar>::new();
         let a = witness(&mut cs, "p", &p);
+        let before = cs.num_constraints();
         let bits = a.repr(cs.namespace(|| "repr")).expect("repr");
+        // Two strict 255-bit decompositions (each 255 booleanity
+        // constraints, the range check and the packing).
+        assert_eq!(cs.num_constraints() - before, 776);
         let want: Vec<bool> = p
             .to_bytes()
             .iter()

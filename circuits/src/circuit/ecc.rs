@@ -307,8 +307,8 @@ impl EdwardsPoint {
     }
 
     /// The canonical 32-byte encoding as 256 little-endian bits: the 255
-    /// bits of `v`, then the low bit of `u` (its sign). About 1 030
-    /// constraints (two strict decompositions).
+    /// bits of `v`, then the low bit of `u` (its sign). 776 constraints
+    /// (two strict decompositions, which keep the encoding canonical).
     pub fn repr<CS: ConstraintSystem<Scalar>>(
         &self,
         mut cs: CS,
