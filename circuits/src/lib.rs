@@ -10,6 +10,7 @@ pub mod credential;
 pub mod dob;
 pub mod encoding;
 pub mod error;
+pub mod fixed_base;
 pub mod fixed_str;
 pub mod params;
 pub mod pedersen;

@@ -9,7 +9,6 @@ use ff::Field;
 use std::sync::OnceLock;
 
 use group::GroupEncoding;
-use group::{WnafBase, WnafScalar};
 use jubjub::{ExtendedPoint, Fr, SubgroupPoint};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -17,6 +16,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::constants::{PROVII_RJ_NONCE_TAG, PROVII_RJ_PERSONALIZATION};
 use crate::encoding::b64url_encode;
 use crate::error::{Error, Result};
+use crate::fixed_base::FixedBaseTable;
 use crate::point::{decode_prime_order, spending_key_generator};
 
 /// Reduces a 32-byte digest into `Fr_J` as `from_bytes_wide(digest || 0^32)`.
@@ -121,7 +121,7 @@ impl SigningKey {
     pub fn sign(&self, msg_hash: &[u8; 32]) -> Signature {
         let sk_bytes = self.to_bytes();
         let mut nonce = derive_nonce(&sk_bytes, msg_hash);
-        let r_bytes = (spending_key_generator() * nonce).to_bytes();
+        let r_bytes = generator_table().mul(&nonce).to_bytes();
         let c = challenge(&r_bytes, &self.verifying_key.bytes, msg_hash);
         let mut s = nonce + c * self.scalar;
         let mut sig = [0u8; 64];
@@ -189,7 +189,7 @@ impl VerifyingKey {
         let s = s.unwrap_or(Fr::zero());
 
         let c = challenge(&r_bytes, &self.bytes, msg_hash);
-        let lhs = ExtendedPoint::from(spending_key_generator() * s);
+        let lhs = generator_table().mul(&s);
         let rhs = r_point + ExtendedPoint::from(self.point * c);
         if bool::from(r_ok & s_ok & lhs.ct_eq(&rhs)) {
             Ok(())
@@ -199,10 +199,34 @@ impl VerifyingKey {
     }
 }
 
-/// `G` prepared for variable-time wNAF multiplication.
-fn generator_table() -> &'static WnafBase<ExtendedPoint, 6> {
-    static TABLE: OnceLock<WnafBase<ExtendedPoint, 6>> = OnceLock::new();
-    TABLE.get_or_init(|| WnafBase::new(ExtendedPoint::from(spending_key_generator())))
+/// `G`'s fixed-base table, built on first use.
+fn generator_table() -> &'static FixedBaseTable {
+    static TABLE: OnceLock<FixedBaseTable> = OnceLock::new();
+    TABLE.get_or_init(|| FixedBaseTable::new(ExtendedPoint::from(spending_key_generator())))
+}
+
+/// Tables of the few issuer keys whose own signatures this process checks
+/// (an appliance has one active key at a time); at most 8 are kept.
+fn own_key_table(vk: &VerifyingKey) -> std::sync::Arc<FixedBaseTable> {
+    use std::sync::{Arc, Mutex};
+    type Cache = Mutex<Vec<([u8; 32], Arc<FixedBaseTable>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, t)) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(k, _)| *k == vk.bytes)
+    {
+        return t.clone();
+    }
+    let table = Arc::new(FixedBaseTable::new(ExtendedPoint::from(vk.point)));
+    let mut entries = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if entries.len() >= 8 {
+        entries.remove(0);
+    }
+    entries.push((vk.bytes, table.clone()));
+    table
 }
 
 impl VerifyingKey {
@@ -213,20 +237,17 @@ impl VerifyingKey {
     /// Never use it on a signature received from anyone.
     pub fn verify_own(&self, msg_hash: &[u8; 32], sig: &Signature) -> Result<(), SignatureInvalid> {
         let (r_bytes, s_bytes) = sig.halves();
-        let r: Option<ExtendedPoint> = ExtendedPoint::from_bytes(&r_bytes).into();
         let s: Option<Fr> = Fr::from_bytes(&s_bytes).into();
-        let (Some(r), Some(s)) = (r, s) else {
+        let Some(s) = s else {
             return Err(SignatureInvalid);
         };
-        if !bool::from(r.is_torsion_free() & !r.is_identity()) {
-            return Err(SignatureInvalid);
-        }
         let c = challenge(&r_bytes, &self.bytes, msg_hash);
-        let lhs = generator_table() * &WnafScalar::<Fr, 6>::new(&s);
-        let rhs = r + group::Wnaf::new()
-            .scalar(&c)
-            .base(ExtendedPoint::from(self.point));
-        if lhs == rhs {
+        // Recompute R = [s]G - [c]VK and compare encodings: no square root
+        // to decode R, and the encoding is canonical, so equal bytes are the
+        // same point. A point outside the subgroup could not equal a
+        // combination of G and VK, so no separate torsion check is needed.
+        let expected = generator_table().mul_vartime(&s) - own_key_table(self).mul_vartime(&c);
+        if !bool::from(expected.is_identity()) && expected.to_bytes() == r_bytes {
             Ok(())
         } else {
             Err(SignatureInvalid)
