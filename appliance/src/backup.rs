@@ -261,36 +261,15 @@ fn check_image(path: &Path, hsm: &Hsm) -> Result<(), AppError> {
             report.broken_at
         )));
     }
-    let mut stmt = c.prepare(
-        "SELECT kid, verifying_key, sealed, kek FROM signing_keys WHERE state IN ('pending', 'active', 'deprecated')",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Vec<u8>>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (kid, vk, sealed, kek) = row?;
-        let bad = || refused(format!("signing key {kid} in the backup is malformed"));
-        let kid_t = provii_circuits::Kid::new(&kid).map_err(|_| bad())?;
-        let vk: [u8; 32] = vk.try_into().map_err(|_| bad())?;
-        let vk = provii_circuits::VerifyingKey::from_bytes(&vk).map_err(|_| bad())?;
-        let blob = SealedBlob::from_bytes(&sealed).map_err(|_| bad())?;
-        let kek = kek
-            .strip_prefix("provii/kek/")
-            .and_then(|g| g.parse().ok())
-            .map(ObjectLabel::kek)
-            .ok_or_else(bad)?;
-        hsm.unseal(&kek, &provii_hsm::sealed_key_aad(&kid_t, &vk), &blob)
-            .map_err(|_| {
-                refused(format!(
-                    "signing key {kid} does not unseal under {} on this token",
-                    kek.as_str()
-                ))
-            })?;
+    for key in crate::state::live_signing_keys(&c)? {
+        let aad = provii_hsm::sealed_key_aad(&key.sealed.kid, &key.sealed.verifying_key);
+        hsm.unseal(&key.kek, &aad, &key.sealed.blob).map_err(|_| {
+            refused(format!(
+                "signing key {} does not unseal under {} on this token",
+                key.sealed.kid.as_str(),
+                key.kek.as_str()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -315,12 +294,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<Manifest, AppError> {
         )));
     }
     let hsm = Hsm::open(config.hsm.clone())?;
-    let kek = file
-        .manifest
-        .kek
-        .strip_prefix("provii/kek/")
-        .and_then(|g| g.parse().ok())
-        .map(ObjectLabel::kek)
+    let kek = crate::state::kek_label(&file.manifest.kek)
         .ok_or_else(|| refused("the backup names no valid KEK"))?;
     if !hsm.exists(&kek)? {
         return Err(refused(format!(

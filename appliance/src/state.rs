@@ -79,8 +79,16 @@ fn bad_row(what: &str) -> AppError {
     AppError::Storage(format!("stored {what} is corrupt"))
 }
 
-pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
-    let mut set = KeySet::default();
+/// A signing key still in service (pending, active or deprecated), as
+/// stored: its state, the KEK it is sealed under, and the sealed key.
+pub struct StoredKey {
+    pub state: String,
+    pub kek: ObjectLabel,
+    pub sealed: SealedSigningKey,
+}
+
+/// The signing keys in service, newest first.
+pub fn live_signing_keys(conn: &Connection) -> Result<Vec<StoredKey>, AppError> {
     let mut stmt = conn.prepare(
         "SELECT kid, verifying_key, sealed, kek, state FROM signing_keys
          WHERE state IN ('pending', 'active', 'deprecated') ORDER BY created_at DESC",
@@ -94,28 +102,41 @@ pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
             r.get::<_, String>(4)?,
         ))
     })?;
+    let mut keys = Vec::new();
     for row in rows {
         let (kid, vk, sealed, kek, state) = row?;
         let kid = Kid::new(&kid).map_err(|_| bad_row("kid"))?;
         let vk: [u8; 32] = vk.try_into().map_err(|_| bad_row("verifying key"))?;
         let verifying_key = VerifyingKey::from_bytes(&vk).map_err(|_| bad_row("verifying key"))?;
-        if state == "active" && set.active.is_none() {
-            let kek = kek_label(&kek).ok_or_else(|| bad_row("KEK label"))?;
-            let blob = SealedBlob::from_bytes(&sealed).map_err(|_| bad_row("sealed key"))?;
+        let kek = kek_label(&kek).ok_or_else(|| bad_row("KEK label"))?;
+        let blob = SealedBlob::from_bytes(&sealed).map_err(|_| bad_row("sealed key"))?;
+        keys.push(StoredKey {
+            state,
+            kek,
+            sealed: SealedSigningKey {
+                kid,
+                verifying_key,
+                blob,
+            },
+        });
+    }
+    Ok(keys)
+}
+
+pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
+    let mut set = KeySet::default();
+    for key in live_signing_keys(conn)? {
+        set.published.push(PublishedKey {
+            kid: key.sealed.kid.clone(),
+            verifying_key: key.sealed.verifying_key,
+            state: key.state.clone(),
+        });
+        if key.state == "active" && set.active.is_none() {
             set.active = Some(Arc::new(ActiveKey {
-                kek,
-                sealed: SealedSigningKey {
-                    kid: kid.clone(),
-                    verifying_key,
-                    blob,
-                },
+                kek: key.kek,
+                sealed: key.sealed,
             }));
         }
-        set.published.push(PublishedKey {
-            kid,
-            verifying_key,
-            state,
-        });
     }
     let mut stmt = conn.prepare(
         "SELECT label, public_key FROM attestation_keys WHERE state = 'current'
@@ -140,7 +161,7 @@ pub fn load_keys(conn: &Connection) -> Result<KeySet, AppError> {
 }
 
 /// `provii/kek/<n>` back into a label.
-fn kek_label(s: &str) -> Option<ObjectLabel> {
+pub(crate) fn kek_label(s: &str) -> Option<ObjectLabel> {
     s.strip_prefix("provii/kek/")?
         .parse()
         .ok()

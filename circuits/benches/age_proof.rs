@@ -7,13 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use provii_circuits::circuit::{AgePublicInputs, AgeWitness};
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::Holder;
+
+use provii_circuits::Direction;
 use provii_circuits::proof::{generate_parameters, prove, verify};
-use provii_circuits::{
-    CredMsgV2, Direction, DobDays, Kid, RBits, Schema, SigningKey, commit, nullifier,
-};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
 fn summary(label: &str, mut times: Vec<Duration>) {
     times.sort();
@@ -37,34 +38,13 @@ fn main() {
     );
     let pvk = groth16::prepare_verifying_key(&params.vk);
 
-    let mut wide = [0u8; 64];
-    rng.fill_bytes(&mut wide);
-    let key = SigningKey::from_random_bytes(&wide).expect("key");
-    let mut r = [0u8; 16];
-    rng.fill_bytes(&mut r);
-    let r_bits = RBits::from_wire_bytes(&r).expect("r_bits");
-    let dob = DobDays::new(9000).expect("dob");
-    let credential = CredMsgV2::new(
-        Kid::new("provii:2026-11").expect("kid"),
-        commit(&dob, &r_bits).expect("commitment"),
-        1_763_000_000,
-        1_763_000_000 + 86_400 * 365,
-        Schema::new("provii.age/0").expect("schema"),
-    )
-    .expect("message")
-    .sign(&key);
-    let public = AgePublicInputs {
-        direction: Direction::Over,
-        cutoff_days: 9100,
-        rp_hash: [0x11; 32],
-        issuer_vk: credential.issuer_vk.to_bytes(),
-        nullifier: nullifier(credential.msg.commitment()).to_bytes(),
-    };
+    let holder = Holder::new(&mut rng, 9000);
+    let public = holder.statement(Direction::Over, 9100);
 
     let mut proving = Vec::new();
     let mut proof = None;
     for _ in 0..5 {
-        let witness = AgeWitness::from_credential(&dob, &r_bits, &credential).expect("witness");
+        let witness = holder.witness();
         let started = Instant::now();
         proof = Some(prove(&params, &public, witness, &mut rng).expect("proof"));
         proving.push(started.elapsed());

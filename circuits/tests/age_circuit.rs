@@ -2,66 +2,31 @@
 //! real credential satisfies it in both directions, and every part of the
 //! statement is constrained: a date of birth on the wrong side of the
 //! cutoff, a wrong signature, a wrong nullifier, a commitment that does not
-//! open and another issuer's key each leave it unsatisfied. A.12's public
-//! inputs come out of the circuit's own allocation.
+//! open and another issuer's key each leave it unsatisfied.
 
+use bellman::Circuit;
 use bellman::gadgets::test::TestConstraintSystem;
-use bellman::{Circuit, ConstraintSystem};
 use bls12_381::Scalar;
-use provii_circuits::circuit::{
-    AgeCircuit, AgePublicInputs, AgeWitness, WitnessInput, allocate_public_inputs,
-};
+use provii_circuits::circuit::{AgeCircuit, AgePublicInputs, AgeWitness, WitnessInput};
 use provii_circuits::constants::CREDENTIAL_VERSION;
-use provii_circuits::encoding::hex_decode_array;
-use provii_circuits::{
-    CredMsgV2, Direction, DobDays, Kid, RBits, Schema, SignedCredential, SigningKey, commit,
-    nullifier,
-};
+use provii_circuits::{Direction, nullifier};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
-struct Holder {
-    dob: DobDays,
-    r_bits: RBits,
-    credential: SignedCredential,
-}
+mod support;
+
+use support::Holder;
 
 fn holder(rng: &mut ChaCha20Rng, dob_days: i32) -> Holder {
-    let mut wide = [0u8; 64];
-    rng.fill_bytes(&mut wide);
-    let key = SigningKey::from_random_bytes(&wide).expect("key");
-    let mut r = [0u8; 16];
-    rng.fill_bytes(&mut r);
-    let r_bits = RBits::from_wire_bytes(&r).expect("r_bits");
-    let dob = DobDays::new(dob_days).expect("dob");
-    let c = commit(&dob, &r_bits).expect("commitment");
-    let msg = CredMsgV2::new(
-        Kid::new("provii:2026-11").expect("kid"),
-        c,
-        1_763_000_000,
-        1_763_000_000 + 86_400 * 365,
-        Schema::new("provii.age/0").expect("schema"),
-    )
-    .expect("message");
-    Holder {
-        dob,
-        r_bits,
-        credential: msg.sign(&key),
-    }
+    Holder::new(rng, dob_days)
 }
 
 fn statement(h: &Holder, direction: Direction, cutoff_days: i32) -> AgePublicInputs {
-    AgePublicInputs {
-        direction,
-        cutoff_days,
-        rp_hash: [0x5a; 32],
-        issuer_vk: h.credential.issuer_vk.to_bytes(),
-        nullifier: nullifier(h.credential.msg.commitment()).to_bytes(),
-    }
+    h.statement(direction, cutoff_days)
 }
 
 fn witness(h: &Holder) -> AgeWitness {
-    AgeWitness::from_credential(&h.dob, &h.r_bits, &h.credential).expect("witness")
+    h.witness()
 }
 
 /// Builds a witness field by field, with one change applied.
@@ -224,39 +189,4 @@ fn the_witness_constructor_checks_sizes_and_redacts() {
     let debug = format!("{:?}", witness(&h));
     assert!(!debug.contains("9000"), "{debug}");
     assert!(debug.contains("redacted"));
-}
-
-#[test]
-fn a12_public_inputs_from_the_circuits_own_allocation() {
-    let h = |s: &str| hex_decode_array::<32>(s, "A.12").expect("hex");
-    let public = AgePublicInputs {
-        direction: Direction::Over,
-        cutoff_days: 13772,
-        rp_hash: h("ad106802a888dcb4028cd9933d47a6c50e30d649969660f8432148c8961db6ea"),
-        issuer_vk: h("02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25"),
-        nullifier: h("b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5af3"),
-    };
-    let mut cs = TestConstraintSystem::<Scalar>::new();
-    allocate_public_inputs(cs.namespace(|| "public"), Some(&public)).expect("allocation");
-    let want = [
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "cc35008000000000000000000000000000000000000000000000000000000000",
-        "ad106802a888dcb4028cd9933d47a6c50e30d649969660f8432148c8961db62a",
-        "0300000000000000000000000000000000000000000000000000000000000000",
-        "02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5a33",
-        "0300000000000000000000000000000000000000000000000000000000000000",
-    ];
-    let want: Vec<Scalar> = want
-        .iter()
-        .map(|s| Option::from(Scalar::from_bytes(&h(s))).expect("canonical"))
-        .collect();
-    assert_eq!(
-        cs.num_inputs(),
-        9,
-        "eight declared inputs and the implicit 1"
-    );
-    assert!(cs.verify(&want), "the circuit allocates A.12's inputs");
-    assert!(cs.is_satisfied());
 }

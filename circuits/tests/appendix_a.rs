@@ -292,6 +292,45 @@ fn a11_ed25519_attestation() {
     assert_eq!(dob.expose(), 7300);
 }
 
+/// A.12's expected public-input scalars (32-byte little-endian).
+const A12_PUBLIC_INPUTS: [&str; 8] = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "cc35008000000000000000000000000000000000000000000000000000000000",
+    "ad106802a888dcb4028cd9933d47a6c50e30d649969660f8432148c8961db62a",
+    "0300000000000000000000000000000000000000000000000000000000000000",
+    "02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5a33",
+    "0300000000000000000000000000000000000000000000000000000000000000",
+];
+
+#[test]
+fn a12_public_inputs_from_the_circuits_own_allocation() {
+    use bellman::ConstraintSystem;
+    use bellman::gadgets::test::TestConstraintSystem;
+    use provii_circuits::circuit::{AgePublicInputs, allocate_public_inputs};
+    let public = AgePublicInputs {
+        direction: Direction::Over,
+        cutoff_days: 13772,
+        rp_hash: h32("ad106802a888dcb4028cd9933d47a6c50e30d649969660f8432148c8961db6ea"),
+        issuer_vk: h32("02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25"),
+        nullifier: h32("b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5af3"),
+    };
+    let mut cs = TestConstraintSystem::<bls12_381::Scalar>::new();
+    allocate_public_inputs(cs.namespace(|| "public"), Some(&public)).expect("allocation");
+    let want: Vec<bls12_381::Scalar> = A12_PUBLIC_INPUTS
+        .iter()
+        .map(|s| Option::from(bls12_381::Scalar::from_bytes(&h32(s))).expect("canonical"))
+        .collect();
+    assert_eq!(
+        cs.num_inputs(),
+        9,
+        "eight declared inputs and the implicit 1"
+    );
+    assert!(cs.verify(&want), "the circuit allocates A.12's inputs");
+    assert!(cs.is_satisfied());
+}
+
 #[test]
 fn a12_public_inputs() {
     let issuer_vk = h32("02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25");
@@ -305,17 +344,7 @@ fn a12_public_inputs() {
         &issuer_vk,
         &h32("b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5af3"),
     );
-    let want = [
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "cc35008000000000000000000000000000000000000000000000000000000000",
-        "ad106802a888dcb4028cd9933d47a6c50e30d649969660f8432148c8961db62a",
-        "0300000000000000000000000000000000000000000000000000000000000000",
-        "02820bdb8c81bb4824b8b7be488765e819b84ff495d5ae334a10197fd97ddd25",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "b7e414287e1792d961939737b40d7d453cd2996e3a2c8735f745da828b8c5a33",
-        "0300000000000000000000000000000000000000000000000000000000000000",
-    ];
-    for (i, (got, want)) in inputs.iter().zip(want).enumerate() {
+    for (i, (got, want)) in inputs.iter().zip(A12_PUBLIC_INPUTS).enumerate() {
         assert_eq!(hex_encode(&got.to_bytes()), want, "pi[{i}]");
     }
 }

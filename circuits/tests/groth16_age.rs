@@ -7,15 +7,12 @@ use std::time::Instant;
 
 use bls12_381::Bls12;
 use groth16::{Parameters, PreparedVerifyingKey};
-use provii_circuits::circuit::{AgePublicInputs, AgeWitness};
+use provii_circuits::circuit::AgePublicInputs;
 use provii_circuits::params::ParamsManifest;
 use provii_circuits::proof::{AgeProof, PROOF_BYTES, generate_parameters, prove, verify};
-use provii_circuits::{
-    CredMsgV2, Direction, DobDays, Kid, RBits, Schema, SignedCredential, SigningKey, commit,
-    nullifier,
-};
+use provii_circuits::{Direction, nullifier};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
 fn params() -> &'static (Parameters<Bls12>, PreparedVerifyingKey<Bls12>) {
     static P: OnceLock<(Parameters<Bls12>, PreparedVerifyingKey<Bls12>)> = OnceLock::new();
@@ -48,48 +45,20 @@ fn params() -> &'static (Parameters<Bls12>, PreparedVerifyingKey<Bls12>) {
     })
 }
 
-struct Holder {
-    dob: DobDays,
-    r_bits: RBits,
-    credential: SignedCredential,
-}
+mod support;
+
+use support::Holder;
 
 fn holder(seed: u8, dob_days: i32) -> Holder {
-    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-    let mut wide = [0u8; 64];
-    rng.fill_bytes(&mut wide);
-    let key = SigningKey::from_random_bytes(&wide).expect("key");
-    let mut r = [0u8; 16];
-    rng.fill_bytes(&mut r);
-    let r_bits = RBits::from_wire_bytes(&r).expect("r_bits");
-    let dob = DobDays::new(dob_days).expect("dob");
-    let msg = CredMsgV2::new(
-        Kid::new("provii:2026-11").expect("kid"),
-        commit(&dob, &r_bits).expect("commitment"),
-        1_763_000_000,
-        1_763_000_000 + 86_400 * 365,
-        Schema::new("provii.age/0").expect("schema"),
-    )
-    .expect("message");
-    Holder {
-        dob,
-        r_bits,
-        credential: msg.sign(&key),
-    }
+    Holder::new(&mut ChaCha20Rng::from_seed([seed; 32]), dob_days)
 }
 
 fn statement(h: &Holder, direction: Direction, cutoff_days: i32) -> AgePublicInputs {
-    AgePublicInputs {
-        direction,
-        cutoff_days,
-        rp_hash: [0x11; 32],
-        issuer_vk: h.credential.issuer_vk.to_bytes(),
-        nullifier: nullifier(h.credential.msg.commitment()).to_bytes(),
-    }
+    h.statement(direction, cutoff_days)
 }
 
 fn prove_for(h: &Holder, public: &AgePublicInputs) -> AgeProof {
-    let witness = AgeWitness::from_credential(&h.dob, &h.r_bits, &h.credential).expect("witness");
+    let witness = h.witness();
     let params = &params().0;
     let started = Instant::now();
     let proof = prove(params, public, witness, &mut rand::rng()).expect("proof");
@@ -139,7 +108,7 @@ fn proofs_verify_for_their_statement_only() {
 #[test]
 fn an_unsatisfied_statement_cannot_be_proved() {
     let h = holder(3, 9000);
-    let witness = AgeWitness::from_credential(&h.dob, &h.r_bits, &h.credential).expect("witness");
+    let witness = h.witness();
     // Born after the cutoff, claiming Over: bellman proves anything it is
     // given, so the proof must simply not verify.
     let public = statement(&h, Direction::Over, 8000);

@@ -51,6 +51,20 @@ fn verify(params: &str, proof: &Value, issuer_vk: &str, direction: &str, extra: 
     valid
 }
 
+/// The verifying key the daemon publishes for `kid` (base64url), as a
+/// verifier's registry would hold it.
+fn published_key(app: &Appliance, kid: &str) -> String {
+    let jwks = app.get("/.well-known/jwks.json").json();
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .and_then(|k| k["x"].as_str())
+        .expect("the daemon publishes the key")
+        .to_owned()
+}
+
 #[test]
 fn a_credential_from_the_appliance_proves_over_and_under() {
     let params_dir = test_params();
@@ -87,20 +101,13 @@ fn a_credential_from_the_appliance_proves_over_and_under() {
     assert_eq!(mode & 0o777, 0o600);
     // The key the daemon publishes, as a verifier's registry would hold it.
     let kid = json(&enrolled)["kid"].as_str().expect("kid").to_owned();
-    let jwks = app.get("/.well-known/jwks.json").json();
-    let issuer_vk = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .and_then(|k| k["x"].as_str())
-        .expect("the daemon publishes the credential's key")
-        .to_owned();
+    let issuer_vk = published_key(&app, &kid);
 
     let challenge = random_hex32();
+    // Runs `wallet prove`; the parsed AgeProofJson, or None when refused.
     let prove = |direction: &str, cutoff: i32| {
         let cutoff = cutoff.to_string();
-        tool(&[
+        let out = tool(&[
             "wallet",
             "prove",
             "--params",
@@ -113,27 +120,19 @@ fn a_credential_from_the_appliance_proves_over_and_under() {
             &cutoff,
             "--rp-challenge",
             &challenge,
-        ])
+        ]);
+        out.status
+            .success()
+            .then(|| json(&out))
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let over = prove("over", 9100);
-    assert!(
-        over.status.success(),
-        "prove over: {}",
-        String::from_utf8_lossy(&over.stderr)
-    );
-    let over = json(&over);
+    let over = prove("over", 9100).expect("prove over");
     assert_eq!(
         over["proof"].as_str().map(str::len),
         Some(256),
         "192 bytes, base64url"
     );
-    let under = prove("under", 8900);
-    assert!(
-        under.status.success(),
-        "prove under: {}",
-        String::from_utf8_lossy(&under.stderr)
-    );
-    let under = json(&under);
+    let under = prove("under", 8900).expect("prove under");
 
     let expect_over = [
         "--cutoff-days",
@@ -195,15 +194,7 @@ fn a_credential_from_the_appliance_proves_over_and_under() {
         .as_str()
         .expect("kid")
         .to_owned();
-    let jwks = app.get("/.well-known/jwks.json").json();
-    let another_vk = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["kid"] == another_key.as_str())
-        .and_then(|k| k["x"].as_str())
-        .expect("new key published")
-        .to_owned();
+    let another_vk = published_key(&app, &another_key);
     assert!(
         !verify(&params, &over, &another_vk, "over", &[]),
         "expected issuer key"
@@ -216,7 +207,6 @@ fn a_credential_from_the_appliance_proves_over_and_under() {
     );
 
     // The wallet's preflight refuses a request its date of birth cannot meet.
-    let refused = prove("over", 8000);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("preflight"));
+    let refused = prove("over", 8000).expect_err("a proof its date of birth cannot back");
+    assert!(refused.contains("preflight"), "{refused}");
 }
