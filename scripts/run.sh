@@ -56,6 +56,14 @@ ATT=\$(curl -s -H 'Content-Type: application/json' -d "{\"dob_days\":\$DOB,\"aut
 RB=\$(openssl rand 16 | base64 | tr '+/' '-_' | tr -d '=')
 curl -s -H 'Content-Type: application/json' -d "{\"attestation\":\"\$ATT\",\"r_bits\":\"\$RB\"}" \$S/v1/issuance/blind | jq .
 
+# Or the reference wallet enrols with a fresh attestation (make one as above), then proves it is
+# over 18 on a cutoff of 2007-06-01 (13665 days); the first line makes INSECURE test parameters
+# (about a minute, once):
+$bin/provii-tool params generate --out $state/params --seed \$(printf '5a%.0s' \$(seq 32))
+$bin/provii-tool wallet enrol --server \$S --attestation "\$ATT" --wallet $state/wallet.json
+$bin/provii-tool wallet prove --params $state/params --wallet $state/wallet.json --direction over --cutoff-days 13665 --rp-challenge \$(openssl rand -hex 32) > $state/proof.json
+$bin/provii-tool wallet verify --params $state/params --proof $state/proof.json --direction over --issuer-vk \$(curl -s \$S/.well-known/jwks.json | jq -r '.keys[0].x')
+
 # Or an Issuing Party attests (HMAC-SHA256 over the canonical string of WIRE.md §3):
 TS=\$(date +%s); N=\$(openssl rand -hex 32); DOB=7300
 C="\$TS:POST:/v1/attestation/create:{\"dob_days\":\$DOB,\"authorizer\":{\"format\":\"client\",\"key_id\":\"demo-bank\",\"timestamp\":\$TS}}:\$N"
