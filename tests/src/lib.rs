@@ -52,6 +52,8 @@ pub fn test_params() -> PathBuf {
     if let Some(dir) = std::env::var_os("PROVII_TEST_PARAMS") {
         return PathBuf::from(dir);
     }
+    static GENERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = GENERATING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = workspace()
         .join("target/e2e")
         .join(format!("params-{}", std::process::id()));

@@ -66,6 +66,39 @@ fn published_key(app: &Appliance, kid: &str) -> String {
 }
 
 #[test]
+fn params_check_accepts_the_runs_parameters_and_refuses_altered_ones() {
+    let params = test_params();
+    let ok = tool(&["params", "check", params.to_str().expect("utf-8")]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert_eq!(json(&ok)["checks"].as_array().map(Vec::len), Some(4));
+    // A copy with one byte of the proving key changed fails the content hash.
+    let copy = std::env::temp_dir().join(format!("provii-params-altered-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).expect("dir");
+    for name in ["age_pk.bin", "age_vk.bin", "manifest.json"] {
+        std::fs::copy(params.join(name), copy.join(name)).expect("copy");
+    }
+    let mut pk = std::fs::read(copy.join("age_pk.bin")).expect("pk");
+    let middle = pk.len() / 2;
+    pk[middle] ^= 1;
+    std::fs::write(copy.join("age_pk.bin"), pk).expect("write");
+    let altered = tool(&["params", "check", copy.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_dir_all(&copy);
+    assert!(!altered.status.success(), "an altered proving key passed");
+    assert_eq!(json(&altered)["ok"], false);
+    assert!(
+        json(&altered)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Blake2s")),
+        "{}",
+        String::from_utf8_lossy(&altered.stdout)
+    );
+}
+
+#[test]
 fn a_credential_from_the_appliance_proves_over_and_under() {
     let params_dir = test_params();
     let params = params_dir.to_str().expect("utf-8").to_owned();
