@@ -145,7 +145,8 @@ fn write_atomically(path: &Path, bytes: &[&[u8]]) -> Result<(), AppError> {
 }
 
 /// `provii-appliance backup --out FILE`: safe while the daemon runs.
-pub fn backup(config: &Config, out: &Path) -> Result<Manifest, AppError> {
+/// `progress` hears each step as it starts.
+pub fn backup(config: &Config, out: &Path, progress: &dyn Fn(&str)) -> Result<Manifest, AppError> {
     if out.exists() {
         return Err(refused(format!(
             "{} exists; choose a new file name (backups are never overwritten)",
@@ -173,6 +174,7 @@ pub fn backup(config: &Config, out: &Path) -> Result<Manifest, AppError> {
             now,
         )
     })?;
+    progress("taking a consistent snapshot of the database");
     let image = snapshot(&db_path, out)?;
     // The manifest is read from the image itself, so it describes exactly
     // what was captured.
@@ -185,6 +187,7 @@ pub fn backup(config: &Config, out: &Path) -> Result<Manifest, AppError> {
     let line = serde_json::to_vec(&manifest).map_err(|e| AppError::Internal(e.to_string()))?;
 
     let kek = ObjectLabel::kek(KEK_GENERATION);
+    progress("sealing its digest under the KEK in the HSM");
     let seal = hsm.seal(&kek, SEAL_AAD, &sealed_digest(&line, &image))?;
     let seal = provii_circuits::encoding::b64url_encode(&seal.to_bytes());
     write_atomically(out, &[MAGIC, &line, b"\n", seal.as_bytes(), b"\n", &image])?;
@@ -277,7 +280,11 @@ fn check_image(path: &Path, hsm: &Hsm) -> Result<(), AppError> {
 /// `provii-appliance restore --from FILE`: onto a fresh state directory,
 /// after checking the file and that this HSM token holds its KEK. Changes
 /// nothing unless every check passes.
-pub fn restore(config: &Config, from: &Path) -> Result<Manifest, AppError> {
+pub fn restore(
+    config: &Config,
+    from: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Manifest, AppError> {
     let db_path = config.db_path();
     if db_path.exists() {
         return Err(refused(format!(
@@ -302,6 +309,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<Manifest, AppError> {
             kek.as_str()
         )));
     }
+    progress("opening the integrity seal with this token's KEK");
     let opened = hsm
         .unseal(&kek, SEAL_AAD, &file.seal)
         .map_err(|_| {
@@ -330,6 +338,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<Manifest, AppError> {
             let _ = std::fs::remove_dir(&config.state_dir);
         }
     };
+    progress("checking the database, its audit chain and its signing keys");
     let checked =
         write_atomically(&staged, &[&file.image]).and_then(|_| check_image(&staged, &hsm));
     if let Err(e) = checked {

@@ -344,7 +344,11 @@ fn run(cli: Cli) -> Result<(), String> {
             return Ok(());
         }
         Command::Backup { out } => {
-            let m = backup::backup(&config, &out).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let m = backup::backup(&config, &out, &|step| {
+                eprintln!("backup: {step} ({} ms)", started.elapsed().as_millis())
+            })
+            .map_err(|e| e.to_string())?;
             let v = json!({"file": out.display().to_string(), "manifest": m});
             print(&v, &|v| {
                 format!(
@@ -358,7 +362,11 @@ fn run(cli: Cli) -> Result<(), String> {
             return Ok(());
         }
         Command::Restore { from } => {
-            let m = backup::restore(&config, &from).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let m = backup::restore(&config, &from, &|step| {
+                eprintln!("restore: {step} ({} ms)", started.elapsed().as_millis())
+            })
+            .map_err(|e| e.to_string())?;
             let v = json!({"restored_into": config.state_dir.display().to_string(), "manifest": m});
             print(&v, &|v| {
                 format!(

@@ -43,9 +43,10 @@ fn setup(seed: Option<[u8; 32]>) -> Result<Parameters<Bls12>, ToolError> {
     generated.map_err(|e| ToolError::Usage(e.to_string()))
 }
 
-/// A progress bar on stderr while `work` runs: elapsed time against the
-/// reference machine's figure (an estimate; the setup reports no progress).
-fn with_progress<T>(label: &str, work: impl FnOnce() -> T) -> T {
+/// A progress bar on stderr while `work` runs: elapsed time against what
+/// it took on the reference machine (an estimate: neither the setup nor
+/// the prover reports progress).
+pub fn with_progress<T>(label: &str, expected: Duration, work: impl FnOnce() -> T) -> T {
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let label = label.to_owned();
@@ -55,14 +56,14 @@ fn with_progress<T>(label: &str, work: impl FnOnce() -> T) -> T {
         let mut last_line = Duration::ZERO;
         while !flag.load(Ordering::SeqCst) {
             let elapsed = started.elapsed();
-            let fraction = (elapsed.as_secs_f64() / EXPECTED_SETUP.as_secs_f64()).min(0.99);
+            let fraction = (elapsed.as_secs_f64() / expected.as_secs_f64()).min(0.99);
             let filled = (fraction * 30.0) as usize;
             let line = format!(
                 "{label} [{}{}] {:>3} s of about {} s",
                 "#".repeat(filled),
                 ".".repeat(30 - filled),
                 elapsed.as_secs(),
-                EXPECTED_SETUP.as_secs()
+                expected.as_secs()
             );
             if tty {
                 eprint!("\r{line}");
@@ -108,7 +109,7 @@ pub fn generate(out: &Path, seed: Option<[u8; 32]>) -> Result<Value, ToolError> 
     std::fs::create_dir_all(out).map_err(io(out))?;
     let shape = provii_circuits::circuit::count::shape()
         .map_err(|e| ToolError::Usage(format!("synthesis of the circuit failed: {e}")))?;
-    let params = with_progress("generating", || setup(seed))?;
+    let params = with_progress("generating", EXPECTED_SETUP, || setup(seed))?;
     let mut pk = Vec::new();
     params.write(&mut pk).map_err(io(out))?;
     let mut vk = Vec::new();

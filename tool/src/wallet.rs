@@ -267,8 +267,10 @@ pub fn prove_cmd(
     };
     let witness = AgeWitness::from_credential(&held.dob, &held.r_bits, &held.credential)
         .map_err(|e| usage(e.to_string()))?;
-    let proof =
-        prove(&params, &public, witness, &mut rand::rng()).map_err(|e| usage(e.to_string()))?;
+    let proof = crate::params::with_progress("proving", std::time::Duration::from_secs(3), || {
+        prove(&params, &public, witness, &mut rand::rng())
+    })
+    .map_err(|e| usage(e.to_string()))?;
     Ok(json!({
         "verifying_key_id": manifest.vk_id,
         "public": {
