@@ -83,8 +83,9 @@ fn sealed_digest(manifest_line: &[u8], image: &[u8]) -> [u8; 32] {
 }
 
 /// A consistent image of the live database, taken through a temporary
-/// file next to `near` (`VACUUM INTO` writes a file).
-fn snapshot(db_path: &Path, near: &Path) -> Result<Vec<u8>, AppError> {
+/// file next to `near` (`VACUUM INTO` writes a file), and its manifest,
+/// read from that file so it describes exactly what was captured.
+fn snapshot(db_path: &Path, near: &Path, now: i64) -> Result<(Vec<u8>, Manifest), AppError> {
     let tmp = near.with_extension(format!("snapshot-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let conn = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -93,11 +94,14 @@ fn snapshot(db_path: &Path, near: &Path) -> Result<Vec<u8>, AppError> {
     let taken = conn
         .execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
         .map_err(|e| AppError::Storage(format!("snapshot of {}: {e}", db_path.display())));
-    let image = taken.and_then(|_| {
-        std::fs::read(&tmp).map_err(|e| AppError::Storage(format!("{}: {e}", tmp.display())))
+    let snapshot = taken.and_then(|_| {
+        let image = std::fs::read(&tmp)
+            .map_err(|e| AppError::Storage(format!("{}: {e}", tmp.display())))?;
+        let manifest = manifest_of(&tmp, &image, now)?;
+        Ok((image, manifest))
     });
     let _ = std::fs::remove_file(&tmp);
-    image
+    snapshot
 }
 
 fn manifest_of(image_path: &Path, image: &[u8], now: i64) -> Result<Manifest, AppError> {
@@ -175,15 +179,7 @@ pub fn backup(config: &Config, out: &Path, progress: &dyn Fn(&str)) -> Result<Ma
         )
     })?;
     progress("taking a consistent snapshot of the database");
-    let image = snapshot(&db_path, out)?;
-    // The manifest is read from the image itself, so it describes exactly
-    // what was captured.
-    let probe = out.with_extension(format!("manifest-{}", std::process::id()));
-    let manifest = std::fs::write(&probe, &image)
-        .map_err(|e| refused(format!("{}: {e}", probe.display())))
-        .and_then(|_| manifest_of(&probe, &image, now));
-    let _ = std::fs::remove_file(&probe);
-    let manifest = manifest?;
+    let (image, manifest) = snapshot(&db_path, out, now)?;
     let line = serde_json::to_vec(&manifest).map_err(|e| AppError::Internal(e.to_string()))?;
 
     let kek = ObjectLabel::kek(KEK_GENERATION);

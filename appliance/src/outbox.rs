@@ -40,25 +40,22 @@ pub fn jwks(keys: &[PublishedKey]) -> Value {
 /// caller's database job (the key-state change commits with it).
 pub fn enqueue(c: &Connection, config: &Config, now: i64) -> Result<(), AppError> {
     let keys = crate::state::load_keys(c)?;
-    let document = jwks(&keys.published).to_string();
-    if let Some(kv) = &config.publication.cloudflare_kv {
-        let payload = json!({
-            "registry": registry(c, config, kv)?,
-            "jwks_key": kv.jwks_key,
-            "jwks": jwks(&keys.published),
-        });
+    let document = jwks(&keys.published);
+    for sink in configured_sinks(config) {
+        // The KV sink carries the registry entries too; the others the JWKS.
+        let payload = match &config.publication.cloudflare_kv {
+            Some(kv) if sink == "cloudflare_kv" => json!({
+                "registry": registry(c, config, kv)?,
+                "jwks_key": kv.jwks_key,
+                "jwks": document,
+            })
+            .to_string(),
+            _ => document.to_string(),
+        };
         c.execute(
-            "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, 'cloudflare_kv', ?2, ?1)",
-            params![now, payload.to_string()],
+            "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, ?2, ?3, ?1)",
+            params![now, sink, payload],
         )?;
-    }
-    for sink in ["file", "http"] {
-        if configured_sinks(config).contains(&sink) {
-            c.execute(
-                "INSERT INTO outbox (created_at, sink, payload, next_attempt_at) VALUES (?1, ?2, ?3, ?1)",
-                params![now, sink, document],
-            )?;
-        }
     }
     Ok(())
 }

@@ -77,6 +77,17 @@ impl Appliance {
         self.officer_attest_as(&self.officer_id, &self.yubikey(), dob_days)
     }
 
+    /// The attestation (base64url) the officer path returns; the path must
+    /// succeed.
+    pub fn officer_attestation(&self, dob_days: i32) -> String {
+        let r = self.officer_attest(dob_days);
+        assert_eq!(r.status, 201, "attestation: {:?}", r.json());
+        r.json()["attestation"]
+            .as_str()
+            .expect("attestation")
+            .to_owned()
+    }
+
     /// The officer path for any officer and YubiKey.
     pub fn officer_attest_as(
         &self,

@@ -104,10 +104,7 @@ fn a_credential_from_the_appliance_proves_over_and_under() {
     let params = params_dir.to_str().expect("utf-8").to_owned();
     let app = Appliance::start("age-proof");
     let dob_days = 9000; // 1994-08-23
-    let attestation = app.officer_attest(dob_days).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let attestation = app.officer_attestation(dob_days);
     let wallet = app.dir.join("wallet.json");
     let wallet_s = wallet.to_str().expect("utf-8");
     let server = format!("http://{}", app.addr);

@@ -10,13 +10,6 @@ use provii_e2e::Appliance;
 use provii_e2e::world::good_r_bits;
 use sha2::{Digest, Sha256};
 
-fn attestation(app: &Appliance) -> String {
-    app.officer_attest(9000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned()
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -66,7 +59,7 @@ fn forge(original: &[u8]) -> Vec<u8> {
 #[test]
 fn backup_wipe_restore_and_issuance_goes_on_under_the_same_keys() {
     let mut app = Appliance::start("backup");
-    let before = attestation(&app);
+    let before = app.officer_attestation(9000);
     assert_eq!(app.issue(&before, &good_r_bits()).status, 200);
     let keys = served_keys(&app);
 
@@ -90,7 +83,7 @@ fn backup_wipe_restore_and_issuance_goes_on_under_the_same_keys() {
     assert!(!again.status.success(), "a backup overwrote another");
 
     // Consumed after the snapshot: the restored database will not know.
-    let after = attestation(&app);
+    let after = app.officer_attestation(9000);
     assert_eq!(app.issue(&after, &good_r_bits()).status, 200);
     assert!(app.stop().success());
 
@@ -112,7 +105,7 @@ fn backup_wipe_restore_and_issuance_goes_on_under_the_same_keys() {
     assert_eq!(served_keys(&app), keys, "the same keys are served");
 
     // Issuance goes on under the same key; the credential verifies with it.
-    let fresh = app.issue(&attestation(&app), &good_r_bits());
+    let fresh = app.issue(&app.officer_attestation(9000), &good_r_bits());
     assert_eq!(fresh.status, 200, "{:?}", fresh.json());
     let cred = fresh.json()["credential"].clone();
     let (kid, x) = &keys[0];

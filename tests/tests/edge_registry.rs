@@ -16,17 +16,23 @@ fn wait(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// A file holding the stand-in edge's API token, under `target/e2e`.
+fn token_file(name: &str) -> std::path::PathBuf {
+    let dir = provii_e2e::workspace()
+        .join("target/e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("edge-token");
+    std::fs::write(&token, TOKEN).expect("token");
+    token
+}
+
 #[test]
 fn the_edge_registry_follows_the_keys() {
     let kv = FakeKv::start();
     kv.fail_next_puts
         .store(3, std::sync::atomic::Ordering::SeqCst);
-    let dir = provii_e2e::workspace()
-        .join("target/e2e")
-        .join(format!("kv-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let token = dir.join("cf-token");
-    std::fs::write(&token, TOKEN).expect("token");
+    let token = token_file("kv-token");
     let extra = format!(
         "[publication]\nlead_time_seconds = 1\n[publication.cloudflare_kv]\napi = \"http://{}/client/v4\"\naccount_id = \"acc1\"\n\
          namespace_id = \"ns1\"\ntoken = {{ file = \"{}\" }}\njwks_key = \"jwks\"\norganization_name = \"Example DMV\"\nenvironment = \"test\"\n",
@@ -114,12 +120,7 @@ fn a_key_waits_for_every_sink_not_just_the_first() {
     let kv = FakeKv::start();
     kv.fail_next_puts
         .store(usize::MAX / 2, std::sync::atomic::Ordering::SeqCst); // the edge is down
-    let dir = provii_e2e::workspace()
-        .join("target/e2e")
-        .join(format!("kv-token2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let token = dir.join("cf-token");
-    std::fs::write(&token, TOKEN).expect("token");
+    let token = token_file("kv-token2");
     let extra = format!(
         "[publication]\nlead_time_seconds = 1\nfile = \"jwks.json\"\n[publication.cloudflare_kv]\napi = \"http://{}/client/v4\"\n\
          account_id = \"acc1\"\nnamespace_id = \"ns1\"\ntoken = {{ file = \"{}\" }}\norganization_name = \"Example DMV\"\n",
@@ -159,12 +160,7 @@ fn a_key_waits_for_every_sink_not_just_the_first() {
 /// A KV sink and an http sink against the same stand-in edge; the token
 /// file and the config text for both.
 fn edge_config(kv: &FakeKv, name: &str) -> String {
-    let dir = provii_e2e::workspace()
-        .join("target/e2e")
-        .join(format!("{name}-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let token = dir.join("edge-token");
-    std::fs::write(&token, TOKEN).expect("token");
+    let token = token_file(&format!("{name}-token"));
     format!(
         "[publication]\nlead_time_seconds = 1\n[publication.cloudflare_kv]\napi = \"http://{addr}/client/v4\"\naccount_id = \"acc1\"\n\
          namespace_id = \"ns1\"\ntoken = {{ file = \"{t}\" }}\njwks_key = \"jwks\"\norganization_name = \"Example DMV\"\n\
@@ -319,10 +315,7 @@ fn the_edge_converges_after_an_outage_during_rotation_and_a_restart() {
 
 /// A credential from the running daemon, and the kid it was signed under.
 fn credential(app: &Appliance) -> (serde_json::Value, String) {
-    let att = app.officer_attest(9000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(9000);
     let r = app.issue(&att, &provii_e2e::world::good_r_bits());
     assert_eq!(r.status, 200, "{:?}", r.json());
     let cred = r.json()["credential"].clone();

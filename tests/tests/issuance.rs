@@ -282,10 +282,7 @@ fn forged_attestation(issuer_id: &str, dob: i32) -> String {
 #[test]
 fn issuance_refusals_do_not_burn_the_attestation() {
     let app = Appliance::start("issue-no");
-    let att = app.officer_attest(8000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(8000);
     let r = good_r_bits();
     // Unknown issuer id: 403.
     let resp = app.issue(&forged_attestation("other.gov", 8000), &r);
@@ -388,10 +385,7 @@ fn request_rules() {
 #[test]
 fn concurrent_issuances_of_one_attestation_yield_exactly_one_credential() {
     let app = Appliance::start("race");
-    let att = app.officer_attest(10000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(10000);
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..32)
             .map(|_| s.spawn(|| app.issue(&att, &good_r_bits()).status))
@@ -417,10 +411,7 @@ fn concurrent_issuances_of_one_attestation_yield_exactly_one_credential() {
 fn audit_chain_verifies_and_detects_tampering_and_holds_no_personal_data() {
     let mut app = Appliance::start("audit");
     let dob = 12345;
-    let att = app.officer_attest(dob).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(dob);
     let r = good_r_bits();
     let issued = app.issue(&att, &r);
     assert_eq!(issued.status, 200);

@@ -51,10 +51,7 @@ fn wait_published(app: &Appliance, expected: &[(&str, &str)]) {
 }
 
 fn kid_of_new_credential(app: &Appliance) -> String {
-    let att = app.officer_attest(9000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(9000);
     let r = app.issue(&att, &good_r_bits());
     assert_eq!(r.status, 200, "{:?}", r.json());
     r.json()["credential"]["kid"]
@@ -133,10 +130,7 @@ fn keys_are_published_before_they_sign_and_leave_when_revoked() {
         "revoked key still served"
     );
     wait_published(&app, &[(&first, "deprecated"), (&second, "deprecated")]);
-    let att = app.officer_attest(9000).json()["attestation"]
-        .as_str()
-        .expect("attestation")
-        .to_owned();
+    let att = app.officer_attestation(9000);
     let r = app.issue(&att, &good_r_bits());
     assert_eq!((r.status, r.code().as_str()), (503, "SERVICE_UNAVAILABLE"));
     assert_eq!(app.get("/ready").status, 503);
@@ -198,14 +192,8 @@ fn deprecated_keys_retire_once_their_credentials_have_expired() {
 #[test]
 fn attestation_keys_rotate_with_an_overlap_then_the_old_one_is_disabled() {
     let mut app = Appliance::start("attest-rotate");
-    let attest = |app: &Appliance| {
-        app.officer_attest(9000).json()["attestation"]
-            .as_str()
-            .expect("attestation")
-            .to_owned()
-    };
-    let before_a = attest(&app);
-    let before_b = attest(&app);
+    let before_a = app.officer_attestation(9000);
+    let before_b = app.officer_attestation(9000);
     let rotated = app.cli_json(&["keys", "rotate-attestation"]);
     assert_eq!(rotated["label"], "provii/attest/2");
     assert!(
@@ -214,7 +202,7 @@ fn attestation_keys_rotate_with_an_overlap_then_the_old_one_is_disabled() {
             .is_some_and(|s| s >= 3660)
     );
     // The new key signs at once; the previous one still verifies.
-    let after = attest(&app);
+    let after = app.officer_attestation(9000);
     assert_eq!(app.issue(&after, &good_r_bits()).status, 200);
     assert_eq!(
         app.issue(&before_a, &good_r_bits()).status,
@@ -302,13 +290,7 @@ fn the_rotation_schedule_prepares_a_successor_and_reports_overdue_keys() {
 #[test]
 fn a_compromised_attestation_key_stops_verifying_at_once() {
     let app = Appliance::start("attest-compromised");
-    let attest = |app: &Appliance| {
-        app.officer_attest(9000).json()["attestation"]
-            .as_str()
-            .expect("attestation")
-            .to_owned()
-    };
-    let before = attest(&app);
+    let before = app.officer_attestation(9000);
     let rotated = app.cli_json(&["keys", "rotate-attestation", "--compromised"]);
     assert_eq!(rotated["previous_verifies_for_seconds"], 0);
     let r = app.issue(&before, &good_r_bits());
@@ -317,7 +299,7 @@ fn a_compromised_attestation_key_stops_verifying_at_once() {
         (401, "UNAUTHORIZED"),
         "an attestation under the compromised key"
     );
-    let after = attest(&app);
+    let after = app.officer_attestation(9000);
     assert_eq!(app.issue(&after, &good_r_bits()).status, 200);
     assert!(
         String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout)

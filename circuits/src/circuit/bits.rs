@@ -29,9 +29,8 @@ pub fn alloc_bytes<CS: ConstraintSystem<Scalar>>(
 
 /// Constant bits of a known byte string.
 pub fn constant_bytes(bytes: &[u8]) -> Vec<Boolean> {
-    bytes
-        .iter()
-        .flat_map(|b| (0..8).map(move |i| Boolean::constant((b >> i) & 1 == 1)))
+    crate::pedersen::bits_le(bytes)
+        .map(Boolean::constant)
         .collect()
 }
 
