@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::db::CachedStatements;
 use crate::error::AppError;
 
 const AUDIT_KEY_GENERATION: u32 = 1;
@@ -131,7 +132,7 @@ impl Record<'_> {
 
 fn last_mac(conn: &Connection) -> Result<(i64, Vec<u8>), AppError> {
     let last: Option<(i64, Vec<u8>)> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -141,7 +142,7 @@ fn last_mac(conn: &Connection) -> Result<(i64, Vec<u8>), AppError> {
         return Ok(l);
     }
     let anchor: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, mac FROM audit_anchor WHERE id = 1", [], |r| {
+        .query_row_cached("SELECT seq, mac FROM audit_anchor WHERE id = 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
@@ -166,7 +167,7 @@ pub fn append(tx: &Connection, hsm: &Hsm, event: &Event, now: i64) -> Result<(),
     };
     let input = record.mac_input(&prev_mac);
     let mac = hsm.hmac_sha256(&audit_key(), &input)?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO audit_log (seq, ts, event, severity, actor, source_hash, detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![seq, now, event.kind, event.severity.as_str(), event.actor, source, detail, mac.to_vec()],
     )?;
@@ -186,7 +187,7 @@ pub struct VerifyReport {
 /// Recomputes the chain from the anchor (or the start) to the end.
 pub fn verify(conn: &Connection, hsm: &Hsm) -> Result<VerifyReport, AppError> {
     let anchor: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, mac FROM audit_anchor WHERE id = 1", [], |r| {
+        .query_row_cached("SELECT seq, mac FROM audit_anchor WHERE id = 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
@@ -243,7 +244,7 @@ pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
     let critical_cutoff = now - CRITICAL_RETENTION_DAYS * 86_400;
     // The first record that must stay bounds the purge.
     let keep_from: Option<i64> = tx
-        .query_row(
+        .query_row_cached(
             "SELECT MIN(seq) FROM audit_log WHERE (severity = 'critical' AND ts >= ?1) OR (severity != 'critical' AND ts >= ?2)",
             params![critical_cutoff, normal_cutoff],
             |r| r.get(0),
@@ -252,14 +253,14 @@ pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
         .flatten();
     let upto: Option<(i64, Vec<u8>)> = match keep_from {
         Some(k) => tx
-            .query_row(
+            .query_row_cached(
                 "SELECT seq, mac FROM audit_log WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
                 [k],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?,
         None => tx
-            .query_row(
+            .query_row_cached(
                 "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -267,8 +268,8 @@ pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
             .optional()?,
     };
     let Some((seq, mac)) = upto else { return Ok(0) };
-    let n = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
-    tx.execute(
+    let n = tx.execute_cached("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
+    tx.execute_cached(
         "INSERT INTO audit_anchor (id, seq, mac, purged_at) VALUES (1, ?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, purged_at = excluded.purged_at",
         params![seq, mac, now],

@@ -27,6 +27,7 @@ use super::challenge::bound_challenge;
 use super::request::JsonBody;
 use super::{Source, admit};
 use crate::audit::{self, Event, Severity};
+use crate::db::CachedStatements;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
@@ -80,7 +81,7 @@ fn nonce_hash(nonce: &[u8; 32]) -> Vec<u8> {
 /// Expired entries are purged by housekeeping, not here: per-request purges
 /// were the writer's bottleneck under load.
 fn consume_auth_nonce(c: &Connection, nonce: &[u8; 32], now: i64) -> Result<(), AppError> {
-    let inserted = c.execute(
+    let inserted = c.execute_cached(
         "INSERT INTO auth_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![nonce_hash(nonce), now + AUTH_NONCE_TTL],
     )?;
@@ -99,7 +100,7 @@ fn check_source_cap(
 ) -> Result<(), AppError> {
     let Some(src) = source else { return Ok(()) };
     let row: Option<(i64, i64)> = c
-        .query_row(
+        .query_row_cached(
             "SELECT window_start, failures FROM source_failures WHERE source_hash = ?1",
             [src],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -116,7 +117,7 @@ fn check_source_cap(
 
 fn count_source_failure(c: &Connection, source: &Option<String>, now: i64) -> Result<(), AppError> {
     let Some(src) = source else { return Ok(()) };
-    c.execute(
+    c.execute_cached(
         "INSERT INTO source_failures (source_hash, window_start, failures) VALUES (?1, ?2, 1)
          ON CONFLICT(source_hash) DO UPDATE SET
            failures = CASE WHEN ?2 - window_start >= ?3 THEN 1 ELSE failures + 1 END,
@@ -297,7 +298,7 @@ fn client_flow(
     .map_err(|_| ApiError::bad_request("invalid authorizer"))?;
     let key_id = t.key_id.clone();
     let row: Option<ClientRow> = app.db.read_blocking(|c| {
-        Ok(c.query_row(
+        Ok(c.query_row_cached(
             "SELECT status, allow_under_18, secret_generation, previous_generation, previous_valid_until FROM clients WHERE id = ?1",
             [&key_id],
             |r| {
@@ -431,7 +432,7 @@ fn officer_flow(
     app.db.write_blocking(move |c| {
         let src_key = src.clone().unwrap_or_else(|| "-".into());
         let locked_until: Option<i64> = c
-            .query_row(
+            .query_row_cached(
                 "SELECT locked_until FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2",
                 params![officer, src_key.as_bytes()],
                 |r| r.get(0),
@@ -443,13 +444,13 @@ fn officer_flow(
         }
         // The challenge is consumed by this attempt whatever its outcome.
         let challenge: Option<ChallengeRow> = c
-            .query_row(
+            .query_row_cached(
                 "DELETE FROM challenges WHERE id = ?1 RETURNING officer_id, challenge, server_random, expires_at",
                 [&challenge_id],
                 |r| Ok(ChallengeRow { owner: r.get(0)?, challenge: r.get(1)?, server_random: r.get(2)?, expires_at: r.get(3)? }),
             )
             .optional()?;
-        c.execute("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
+        c.execute_cached("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
         let reason = match &challenge {
             None => Some("unknown or consumed challenge"),
             Some(ch) if ch.owner != officer => Some("challenge of another officer"),
@@ -469,7 +470,7 @@ fn officer_flow(
             authentic &= bool::from(bound_challenge(&random, dob_days, &nonce).ct_eq(&stored[..]));
         }
         let status: Option<(String, i64)> = c
-            .query_row("SELECT status, secret_generation FROM officers WHERE id = ?1", [&officer], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row_cached("SELECT status, secret_generation FROM officers WHERE id = ?1", [&officer], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         match status {
             Some((s, generation)) if s == "active" => {
@@ -479,14 +480,14 @@ fn officer_flow(
             _ => authentic = false,
         }
         if !authentic {
-            let failures: i64 = c.query_row(
+            let failures: i64 = c.query_row_cached(
                 "INSERT INTO officer_failures (officer_id, source_hash, failures, locked_until) VALUES (?1, ?2, 1, 0)
                  ON CONFLICT(officer_id, source_hash) DO UPDATE SET failures = failures + 1 RETURNING failures",
                 params![officer, src_key.as_bytes()],
                 |r| r.get(0),
             )?;
             if failures >= i64::from(policy.lockout_failures) {
-                c.execute(
+                c.execute_cached(
                     "UPDATE officer_failures SET locked_until = ?3, failures = 0 WHERE officer_id = ?1 AND source_hash = ?2",
                     params![officer, src_key.as_bytes(), now + policy.lockout_seconds as i64],
                 )?;
@@ -495,7 +496,7 @@ fn officer_flow(
             }
             return auth_failure(c, &a, &officer, "yubikey", "wrong response", &src, now);
         }
-        c.execute("DELETE FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2", params![officer, src_key.as_bytes()])?;
+        c.execute_cached("DELETE FROM officer_failures WHERE officer_id = ?1 AND source_hash = ?2", params![officer, src_key.as_bytes()])?;
         consume_auth_nonce(c, &nonce, now)?;
         audit::append(c, &a.hsm, &Event::new("auth.success", Severity::Info).actor(&officer).source(src).detail("format", "yubikey"), now)
     })?;

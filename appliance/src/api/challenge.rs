@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::request::JsonBody;
 use super::{Source, admit};
+use crate::db::CachedStatements;
 use crate::error::ApiError;
 use crate::state::{App, now};
 
@@ -99,7 +100,7 @@ pub async fn create(
     let (row_id, officer_id) = (id.clone(), req.officer_id.clone());
     app.db
         .write(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO challenges (id, officer_id, challenge, server_random, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![row_id, officer_id, challenge.to_vec(), bound, expires_at],
             )?;

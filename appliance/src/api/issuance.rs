@@ -23,6 +23,7 @@ use zeroize::Zeroize;
 use super::request::JsonBody;
 use super::{Source, admit};
 use crate::audit::{self, Event, Severity};
+use crate::db::CachedStatements;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
@@ -142,7 +143,7 @@ pub async fn blind(
         let a = app2.clone();
         let (kid, exp) = (signed.msg.kid().as_str().to_owned(), signed.msg.exp() as i64);
         app2.db.write_blocking(move |c| {
-            let fresh = c.execute(
+            let fresh = c.execute_cached(
                 "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
             )?;
@@ -151,7 +152,7 @@ pub async fn blind(
                 return Err(ApiError::replay().into());
             }
             // The latest expiry under each key decides when it may retire.
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO key_usage (kid, max_exp) VALUES (?1, ?2) ON CONFLICT(kid) DO UPDATE SET max_exp = MAX(max_exp, excluded.max_exp)",
                 params![kid, exp],
             )?;
