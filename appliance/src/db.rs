@@ -1,6 +1,7 @@
 //! SQLite state: one file, WAL, `synchronous = FULL` so a commit that
 //! returned is on disk before a response leaves (a consumed nonce survives
-//! `kill -9` and power loss), with group commit to pay one `fsync` per batch.
+//! `kill -9` and power loss), with group commit to pay one `fsync` and one
+//! audit seal (an HSM HMAC, see `audit`) per batch.
 //! `secure_delete` overwrites deleted rows.
 
 use std::path::Path;
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS source_failures (
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, severity TEXT NOT NULL,
     actor TEXT, source_hash TEXT, detail TEXT NOT NULL, mac BLOB NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS audit_seals (seq INTEGER PRIMARY KEY, mac BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, mac BLOB NOT NULL,
     purged_at INTEGER NOT NULL) STRICT;
@@ -85,7 +87,7 @@ impl CachedStatements for Connection {
 /// Enough for every statement of the request paths and the writer's own.
 const STATEMENT_CACHE: usize = 64;
 
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Completion = Box<dyn FnOnce(Result<(), AppError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 /// Most jobs one commit carries.
@@ -121,6 +123,7 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self, AppError> {
         let writer = open_connection(path)?;
         writer.execute_batch(SCHEMA)?;
+        crate::audit::migrate(&writer)?;
         let read = open_connection(path)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -155,10 +158,10 @@ impl Db {
                 }
                 Err(e) => Err(AppError::from(e)),
             };
-            Box::new(move |commit: Result<(), String>| {
+            Box::new(move |commit: Result<(), AppError>| {
                 reply(match commit {
                     Ok(()) => result,
-                    Err(e) => Err(AppError::Storage(format!("commit failed: {e}"))),
+                    Err(e) => Err(e),
                 })
             })
         });
@@ -227,15 +230,17 @@ fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
             // Without a batch transaction each job's savepoint commits alone.
             tracing::warn!(error = %e, "cannot begin a batch; committing jobs one by one");
             for job in batch {
-                job(&conn)(Ok(()));
+                let done = job(&conn);
+                done(crate::audit::seal_pending(&conn));
             }
             continue;
         }
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
-        let commit = conn
-            .execute_cached("COMMIT", [])
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let commit = crate::audit::seal_pending(&conn).and_then(|()| {
+            conn.execute_cached("COMMIT", [])
+                .map(|_| ())
+                .map_err(|e| AppError::Storage(format!("commit failed: {e}")))
+        });
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
