@@ -45,6 +45,9 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
     let socket = config.admin_socket();
     let app = Arc::new(App::new(config, hsm, db)?);
     audit_start(&app, &config_bytes)?;
+    if let Err(e) = keep_hot_keys(&app) {
+        tracing::warn!(error = %e, "session copies of hot keys failed; using the token objects");
+    }
     crate::publisher::provision(&app.hsm, &app.db, now())?;
 
     let admin_app = app.clone();
@@ -107,8 +110,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Deletes expired challenges and nonces every minute; applies audit
-/// retention once an hour.
+/// Deletes expired challenges and nonces, runs the rotation schedule and
+/// keeps hot keys copied every minute; applies audit retention once an hour.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u64;
@@ -159,5 +162,20 @@ async fn housekeeping(app: Arc<App>) {
                 tracing::warn!(error = %e, "reloading keys failed");
             }
         }
+        // New clients and keys, and every key after an HSM reconnect (the
+        // copies die with their sessions), get their session copies here.
+        let a = app.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || keep_hot_keys(&a)).await {
+            tracing::warn!(error = %e, "session copies of hot keys failed");
+        }
     }
+}
+
+/// Session copies of the keys every request uses (`Hsm::keep_session_copies`).
+fn keep_hot_keys(app: &App) -> Result<(), AppError> {
+    let copied = app.hsm.keep_session_copies(&app.hot_keys()?)?;
+    if copied > 0 {
+        tracing::info!(copied, "session copies of hot keys made");
+    }
+    Ok(())
 }

@@ -214,6 +214,32 @@ impl App {
         Ok(Some(h))
     }
 
+    /// The keys every request uses: the audit and address keys, attestation
+    /// keys, the active signing key's KEK and every active client's secrets.
+    pub fn hot_keys(&self) -> Result<Vec<ObjectLabel>, AppError> {
+        let keys = self.keys();
+        let mut labels = vec![crate::audit::audit_key(), crate::audit::address_key()];
+        labels.extend(keys.attestation.iter().map(|k| k.label.clone()));
+        labels.extend(keys.active.iter().map(|k| k.kek.clone()));
+        let clients: Vec<(String, i64, Option<i64>)> = self.db.read_blocking(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, secret_generation, previous_generation FROM clients WHERE status = 'active'",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        for (id, generation, previous) in clients {
+            for g in std::iter::once(generation).chain(previous) {
+                if let Ok(label) = ObjectLabel::client(&id, g as u32) {
+                    labels.push(label);
+                }
+            }
+        }
+        Ok(labels)
+    }
+
     pub fn reload_keys(&self) -> Result<(), AppError> {
         let keys = self.db.read_blocking(load_keys)?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);

@@ -6,7 +6,7 @@
 //! to the library's next initialisation. [`Connection::shutdown`] closes
 //! them explicitly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,8 @@ pub(crate) struct Connection {
     pool_size: usize,
     slot: Slot,
     handles: Mutex<HashMap<(String, u64), ObjectHandle>>,
+    /// Keys whose cached handle is a session copy.
+    copies: Mutex<HashSet<(String, u64)>>,
 }
 
 /// SoftHSM never locks a token after wrong PINs, so the appliance limits
@@ -187,6 +189,7 @@ impl Connection {
             pool_size: config.pool_size.max(1),
             slot,
             handles: Mutex::new(HashMap::new()),
+            copies: Mutex::new(HashSet::new()),
         })
     }
 
@@ -243,6 +246,7 @@ impl Connection {
         let found = session
             .find_objects(&[
                 Attribute::Class(class),
+                Attribute::Token(true),
                 Attribute::Label(label.as_str().as_bytes().to_vec()),
             ])
             .op("C_FindObjects")?;
@@ -269,11 +273,60 @@ impl Connection {
         }
     }
 
+    /// Replaces the cached handle of a token key by a session copy made on
+    /// the anchor session, which lives as long as this connection. SoftHSM
+    /// opens and locks a token object's file on every use; a session object
+    /// is held in memory. `Ok(false)`: already copied, or the key may not be
+    /// copied (keys made before copies were allowed) and the token object
+    /// stays in use.
+    pub fn keep_session_copy(
+        &self,
+        session: &Session,
+        label: &ObjectLabel,
+        class: ObjectClass,
+    ) -> Result<bool, OpError> {
+        let key = (label.as_str().to_owned(), class_key(class));
+        if self
+            .copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return Ok(false);
+        }
+        let original = self.find(session, label, class)?;
+        let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(anchor) = anchor.as_ref() else {
+            return Ok(false);
+        };
+        match anchor.copy_object(original, &[Attribute::Token(false)]) {
+            Ok(copy) => {
+                self.handles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), copy);
+                self.copies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
+                Ok(true)
+            }
+            Err(P11Error::Pkcs11(RvError::ActionProhibited | RvError::AttributeReadOnly, _)) => {
+                Ok(false)
+            }
+            Err(e) => Err(CallError::from_p11("C_CopyObject", e).into()),
+        }
+    }
+
     pub fn forget(&self, label: &ObjectLabel) {
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(l, _), _| l != label.as_str());
+        self.copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(l, _)| l != label.as_str());
     }
 
     /// Closes every session and finalises the library. Errors are ignored:

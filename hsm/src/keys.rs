@@ -45,8 +45,12 @@ fn secret_key_attrs(label: &ObjectLabel) -> Vec<Attribute> {
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
-        Attribute::Modifiable(false),
-        Attribute::Copyable(false),
+        // Copyable and modifiable so the daemon can keep session copies of
+        // its hot keys (SoftHSM refuses to copy an unmodifiable object into
+        // the session). A copy, like the original, stays sensitive and never
+        // extractable: PKCS#11 forbids relaxing either attribute.
+        Attribute::Modifiable(true),
+        Attribute::Copyable(true),
         Attribute::Wrap(false),
         Attribute::Unwrap(false),
         Attribute::Derive(false),
@@ -192,6 +196,28 @@ impl Hsm {
     }
 
     /// Destroys every object with this label (both halves of a key pair).
+    /// Keeps session copies of these keys for the connection's lifetime
+    /// (secret keys and Ed25519 private keys with that label); returns how
+    /// many were copied now. Keys already copied are skipped and keys that
+    /// may not be copied are used as they are, so calling it again after a
+    /// reconnect or an enrolment is cheap.
+    pub fn keep_session_copies(&self, labels: &[ObjectLabel]) -> Result<usize> {
+        let _turn = self.provisioning();
+        self.call(|s, conn| {
+            let mut copied = 0;
+            for label in labels {
+                for class in [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY] {
+                    match conn.keep_session_copy(s, label, class) {
+                        Ok(true) => copied += 1,
+                        Ok(false) | Err(OpError::Domain(HsmError::ObjectNotFound { .. })) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(copied)
+        })
+    }
+
     pub fn destroy(&self, label: &ObjectLabel) -> Result<usize> {
         let _turn = self.provisioning();
         self.call(|s, conn| {

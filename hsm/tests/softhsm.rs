@@ -196,7 +196,8 @@ fn gcm_output_matches_an_independent_implementation() {
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
             Attribute::Value(key_bytes.to_vec()),
-            Attribute::Token(false),
+            // The appliance looks its keys up among token objects only.
+            Attribute::Token(true),
             Attribute::Label(label.as_str().as_bytes().to_vec()),
             Attribute::Encrypt(true),
             Attribute::Decrypt(true),
@@ -505,4 +506,111 @@ fn status_is_usable() {
     assert_eq!(st.state, provii_hsm::HsmState::Usable);
     assert_eq!(st.token, fixture().label);
     assert!(st.last_error.is_none());
+}
+
+#[test]
+fn hot_keys_work_through_session_copies_that_stay_secret() {
+    let label = ObjectLabel::client("busy", 1).expect("label");
+    hsm()
+        .import_secret(&label, SecretKind::ClientHmac, &[9; 32])
+        .expect("import");
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&[9; 32]).expect("key");
+    mac.update(b"canonical");
+    let expected = mac.finalize().into_bytes();
+    assert_eq!(
+        hsm().verify_hmac_sha256(&label, b"canonical", &expected),
+        Ok(true)
+    );
+    assert_eq!(
+        hsm().keep_session_copies(std::slice::from_ref(&label)),
+        Ok(1)
+    );
+    assert_eq!(
+        hsm().keep_session_copies(std::slice::from_ref(&label)),
+        Ok(0),
+        "one copy per connection"
+    );
+    // The copy answers as the original did.
+    assert_eq!(
+        hsm().verify_hmac_sha256(&label, b"canonical", &expected),
+        Ok(true)
+    );
+    assert_eq!(
+        hsm().verify_hmac_sha256(&label, b"canonica1", &expected),
+        Ok(false)
+    );
+    // Seen from another session: a session object, sensitive, never
+    // extractable, its value unreadable and impossible to make readable.
+    {
+        let _turn = hsm().provisioning();
+        let s = raw_session();
+        let copies = s
+            .find_objects(&[
+                Attribute::Label(label.as_str().as_bytes().to_vec()),
+                Attribute::Token(false),
+            ])
+            .expect("find");
+        assert_eq!(copies.len(), 1);
+        let copy = copies[0];
+        assert_eq!(bool_attr(&s, copy, AttributeType::Sensitive), Some(true));
+        assert_eq!(bool_attr(&s, copy, AttributeType::Extractable), Some(false));
+        let value = s
+            .get_attributes(copy, &[AttributeType::Value])
+            .expect("call succeeds");
+        assert!(
+            !value
+                .iter()
+                .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty()))
+        );
+        assert!(
+            s.update_attributes(copy, &[Attribute::Extractable(true)])
+                .is_err()
+        );
+        assert!(
+            s.update_attributes(copy, &[Attribute::Sensitive(false)])
+                .is_err()
+        );
+    }
+    // Destroying the key takes its copy with it.
+    assert_eq!(hsm().destroy(&label), Ok(2));
+    assert_eq!(
+        hsm().verify_hmac_sha256(&label, b"canonical", &expected),
+        Err(HsmError::ObjectNotFound {
+            label: label.to_string()
+        })
+    );
+}
+
+#[test]
+fn keys_that_may_not_be_copied_are_used_as_they_are() {
+    let label = ObjectLabel::client("legacy", 1).expect("label");
+    {
+        // A key as older appliances made them: neither copyable nor modifiable.
+        let _turn = hsm().provisioning();
+        let s = raw_session();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+            Attribute::Label(label.as_str().as_bytes().to_vec()),
+            Attribute::Value(vec![5; 32]),
+        ])
+        .expect("create");
+    }
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&[5; 32]).expect("key");
+    mac.update(b"m");
+    let expected = mac.finalize().into_bytes();
+    assert_eq!(
+        hsm().keep_session_copies(std::slice::from_ref(&label)),
+        Ok(0)
+    );
+    assert_eq!(hsm().verify_hmac_sha256(&label, b"m", &expected), Ok(true));
+    assert_eq!(hsm().destroy(&label), Ok(1));
 }
