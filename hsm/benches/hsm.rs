@@ -7,7 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use provii_circuits::{Commitment, CredMsgV2, Kid, Schema};
+use provii_circuits::{
+    AttestationFields, AttestationVerifyingKey, Commitment, CredMsgV2, DobDays, Kid, RBits, Schema,
+    SignedCredential, commit,
+};
 use provii_hsm::{
     Hsm, HsmConfig, ObjectLabel, PinSource, SOFTHSM_MODULE, SecretKind, TokenSelector,
 };
@@ -85,8 +88,25 @@ fn benches(c: &mut Criterion) {
     let blob = hsm.seal(&kek, b"aad", &[1; 32]).expect("seal");
     let commitment =
         Commitment::from_bytes(&sealed.verifying_key.to_bytes()).expect("a subgroup point");
-    let msg =
-        CredMsgV2::new(kid, commitment, 1_700_000_000, 1_800_000_000, Schema::age()).expect("msg");
+    let msg = CredMsgV2::new(
+        kid.clone(),
+        commitment,
+        1_700_000_000,
+        1_800_000_000,
+        Schema::age(),
+    )
+    .expect("msg");
+    let issuer = "bench-issuer";
+    let attestation_vk =
+        AttestationVerifyingKey::from_bytes(&hsm.ed25519_public_key(&attest).expect("public"))
+            .expect("key");
+    let dob = DobDays::new(12_000).expect("dob");
+    let r_bits = RBits::from_wire_bytes(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])
+        .expect("r_bits");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
 
     let ops: Vec<(&str, Op)> = vec![
         (
@@ -150,13 +170,66 @@ fn benches(c: &mut Criterion) {
                 black_box(hsm.hmac_sha256(&audit, &[6; 200]).expect("mac"));
             }),
         ),
+        (
+            // What the daemon computes for one load-tool iteration, without
+            // HTTP, JSON or the database: the client's HMAC and the
+            // attestation signature in the HSM, then the issuance's
+            // attestation check, commitment, credential signature (HSM
+            // unseal + RedJubjub) and self-check. The in-process rate that
+            // BENCHMARKS.md compares the end-to-end throughput with.
+            "daemon work of attestation + issuance, in process",
+            Box::new(|| {
+                black_box(
+                    hsm.verify_hmac_sha256(&client, &[5; 199], &[0; 32])
+                        .expect("verify"),
+                );
+                let fields =
+                    AttestationFields::new(&dob, issuer, now, [7; 32], None, None).expect("fields");
+                let digest = fields.digest();
+                let attestation =
+                    fields.with_signature(hsm.ed25519_sign(&attest, &digest).expect("sign"));
+                let attested = attestation
+                    .verify(issuer, std::slice::from_ref(&attestation_vk), now)
+                    .expect("attestation verifies");
+                let msg = CredMsgV2::new(
+                    kid.clone(),
+                    commit(&attested, &r_bits).expect("commit"),
+                    now,
+                    now + 7_300 * 86_400,
+                    Schema::age(),
+                )
+                .expect("msg");
+                let sig_rj = hsm.sign_credential(&kek, &sealed, &msg).expect("sign");
+                let signed = SignedCredential {
+                    msg,
+                    issuer_vk: sealed.verifying_key,
+                    sig_rj,
+                };
+                signed.verify_own().expect("self-check");
+            }),
+        ),
     ];
-    for (name, op) in &ops {
-        c.bench_function(&format!("{name} [1 thread]"), |b| b.iter(op));
-        c.bench_function(&format!("{name} [2 threads, per op]"), |b| {
-            b.iter_custom(|n| spread(2, n, op.as_ref()))
-        });
-    }
+    let mut run = |suffix: &str| {
+        for (name, op) in &ops {
+            c.bench_function(&format!("{name}{suffix} [1 thread]"), |b| b.iter(op));
+            c.bench_function(&format!("{name}{suffix} [2 threads, per op]"), |b| {
+                b.iter_custom(|n| spread(2, n, op.as_ref()))
+            });
+        }
+    };
+    run("");
+    // Again with the keys as the daemon uses them: session copies.
+    let copied = hsm
+        .keep_session_copies(&[
+            kek.clone(),
+            attest.clone(),
+            officer.clone(),
+            client.clone(),
+            audit.clone(),
+        ])
+        .expect("session copies");
+    assert_eq!(copied, 5);
+    run(" (session copies)");
 }
 
 criterion_group! {
