@@ -356,9 +356,10 @@ pub fn verify(conn: &Connection, hsm: &Hsm) -> Result<VerifyReport, AppError> {
 }
 
 /// Deletes records past retention (90 days; 365 for critical events), but
-/// only a contiguous prefix of the chain, and records the last deleted MAC
-/// as the new anchor so the rest verifies.
-pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
+/// only a contiguous prefix of the chain and at most `limit` records, and
+/// records the last deleted chain value as the new anchor so the rest
+/// verifies. Call again while it returns `limit`.
+pub fn purge(tx: &Connection, now: i64, limit: u64) -> Result<u64, AppError> {
     let normal_cutoff = now - RETENTION_DAYS * 86_400;
     let critical_cutoff = now - CRITICAL_RETENTION_DAYS * 86_400;
     // The first record that must stay bounds the purge.
@@ -370,22 +371,20 @@ pub fn purge(tx: &Connection, now: i64) -> Result<u64, AppError> {
         )
         .optional()?
         .flatten();
-    let upto: Option<(i64, Vec<u8>)> = match keep_from {
-        Some(k) => tx
-            .query_row_cached(
-                "SELECT seq, mac FROM audit_log WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
-                [k],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?,
-        None => tx
-            .query_row_cached(
-                "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?,
-    };
+    let first: Option<i64> = tx
+        .query_row_cached("SELECT MIN(seq) FROM audit_log", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(first) = first else { return Ok(0) };
+    let last_allowed = first.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1);
+    let bound = keep_from.map_or(last_allowed, |k| last_allowed.min(k - 1));
+    let upto: Option<(i64, Vec<u8>)> = tx
+        .query_row_cached(
+            "SELECT seq, mac FROM audit_log WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
+            [bound],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
     let Some((seq, mac)) = upto else { return Ok(0) };
     let n = tx.execute_cached("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
     tx.execute_cached("DELETE FROM audit_seals WHERE seq <= ?1", [seq])?;

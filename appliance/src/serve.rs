@@ -133,17 +133,23 @@ async fn housekeeping(app: Arc<App>) {
                     a.keys_stale
                         .store(true, std::sync::atomic::Ordering::Release);
                 }
-                c.execute("DELETE FROM challenges WHERE expires_at < ?1", [t])?;
-                c.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [t])?;
-                c.execute("DELETE FROM attestation_nonces WHERE expires_at < ?1", [t])?;
-                if purge_audit {
-                    audit::purge(c, t)?;
-                }
                 Ok(())
             })
             .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, "housekeeping failed");
+        }
+        for table in ["challenges", "auth_nonces", "attestation_nonces"] {
+            if let Err(e) = purge_expired(&app, table).await {
+                tracing::warn!(error = %e, table, "purging expired entries failed");
+            }
+        }
+        if purge_audit {
+            let t = now();
+            let purged = purge_in_chunks(&app, move |c| audit::purge(c, t, PURGE_CHUNK)).await;
+            if let Err(e) = purged {
+                tracing::warn!(error = %e, "audit retention failed");
+            }
         }
         let a = app.clone();
         match tokio::task::spawn_blocking(move || crate::keys::schedule(&a, now())).await {
@@ -169,6 +175,42 @@ async fn housekeeping(app: Arc<App>) {
             tracing::warn!(error = %e, "session copies of hot keys failed");
         }
     }
+}
+
+/// Rows one housekeeping job deletes at most (a few milliseconds of the
+/// writer). Requests retire expired nonces as they go
+/// (`db::retire_expired`); housekeeping catches up after quiet periods, in
+/// jobs small enough that requests are committed in between. In one job, a
+/// busy minute's hundred thousand expired nonces held the writer for most
+/// of a second while every request waited.
+const PURGE_CHUNK: u64 = 200;
+
+/// Runs `chunk` as writer jobs until one deletes fewer than [`PURGE_CHUNK`]
+/// rows, so request jobs are committed in between.
+async fn purge_in_chunks(
+    app: &App,
+    chunk: impl Fn(&rusqlite::Connection) -> Result<u64, AppError> + Clone + Send + 'static,
+) -> Result<u64, AppError> {
+    let mut total = 0;
+    loop {
+        let deleted = app.db.write(chunk.clone()).await?;
+        total += deleted;
+        if deleted < PURGE_CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes the expired rows of a table with an `expires_at` column.
+async fn purge_expired(app: &App, table: &'static str) -> Result<u64, AppError> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at < ?1 LIMIT ?2)"
+    );
+    let t = now();
+    purge_in_chunks(app, move |c| {
+        Ok(c.execute(&sql, rusqlite::params![t, PURGE_CHUNK as i64])? as u64)
+    })
+    .await
 }
 
 /// Session copies of the keys every request uses (`Hsm::keep_session_copies`).

@@ -77,9 +77,8 @@ fn nonce_hash(nonce: &[u8; 32]) -> Vec<u8> {
         .to_vec()
 }
 
-/// Consumes an authorizer nonce (single use for 300 s) in a writer job.
-/// Expired entries are purged by housekeeping, not here: per-request purges
-/// were the writer's bottleneck under load.
+/// Consumes an authorizer nonce (single use for 300 s) in a writer job,
+/// and retires up to two expired ones ([`crate::db::retire_expired`]).
 fn consume_auth_nonce(c: &Connection, nonce: &[u8; 32], now: i64) -> Result<(), AppError> {
     let inserted = c.execute_cached(
         "INSERT INTO auth_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -88,7 +87,7 @@ fn consume_auth_nonce(c: &Connection, nonce: &[u8; 32], now: i64) -> Result<(), 
     if inserted == 0 {
         return Err(ApiError::conflict("authorizer nonce already used").into());
     }
-    Ok(())
+    crate::db::retire_expired(c, "auth_nonces", now)
 }
 
 /// Refuses a source that failed authentication `cap` times within the hour.

@@ -151,6 +151,7 @@ pub async fn blind(
                 audit::append(c, &a.hsm, &Event::new("issuance.replay", Severity::Warning).source(source), now)?;
                 return Err(ApiError::replay().into());
             }
+            crate::db::retire_expired(c, "attestation_nonces", now)?;
             // The latest expiry under each key decides when it may retire.
             c.execute_cached(
                 "INSERT INTO key_usage (kid, max_exp) VALUES (?1, ?2) ON CONFLICT(kid) DO UPDATE SET max_exp = MAX(max_exp, excluded.max_exp)",
