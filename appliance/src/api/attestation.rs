@@ -214,7 +214,7 @@ pub async fn create(
     limited.map_err(|l| super::limited(&app, l, source, Some(&attempt.key_id)))?;
 
     let app2 = app.clone();
-    let attestation = tokio::task::spawn_blocking(move || -> Result<Attestation, AppError> {
+    let signed = tokio::task::spawn_blocking(move || -> Result<Signed, AppError> {
         let mut attempt = attempt;
         attempt.source = app2.source_hash(source)?;
         let cap = app2.config.officers.max_failures_per_source_per_hour;
@@ -240,12 +240,19 @@ pub async fn create(
                 let response: [u8; 20] = hex_decode_array(&mac_hex, "hmac").map_err(|_| {
                     ApiError::bad_request("authorizer.hmac must be 40 lowercase hex characters")
                 })?;
-                officer_flow(&app2, attempt, challenge_id, response)
+                officer_flow(&app2, attempt, challenge_id, response).map(Signed::Recorded)
             }
         }
     })
     .await
     .map_err(|_| ApiError::internal())??;
+    let attestation = match signed {
+        Signed::Recorded(attestation) => attestation,
+        Signed::ToRecord(attestation, record) => {
+            app.db.write(record).await?;
+            attestation
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -274,6 +281,16 @@ fn sign_attestation(app: &App, dob: &DobDays, now: i64) -> Result<Attestation, A
     Ok(fields.with_signature(signature))
 }
 
+/// A signed attestation, either already recorded (the officer path runs as
+/// one writer job) or with the writer job that consumes its authorizer nonce
+/// and audits it, which the handler awaits so the writer wakes it directly.
+enum Signed {
+    Recorded(Attestation),
+    ToRecord(Attestation, RecordJob),
+}
+
+type RecordJob = Box<dyn FnOnce(&Connection) -> Result<(), AppError> + Send>;
+
 struct ClientRow {
     status: String,
     allow_minors: bool,
@@ -282,12 +299,7 @@ struct ClientRow {
     previous_until: Option<i64>,
 }
 
-fn client_flow(
-    app: &Arc<App>,
-    t: Attempt,
-    timestamp: i64,
-    mac: &[u8],
-) -> Result<Attestation, AppError> {
+fn client_flow(app: &Arc<App>, t: Attempt, timestamp: i64, mac: &[u8]) -> Result<Signed, AppError> {
     let canonical = client_canonical_string(
         timestamp as u64,
         t.dob.expose(),
@@ -383,7 +395,7 @@ fn client_flow(
         t.nonce,
         t.now,
     );
-    app.db.write_blocking(move |c| {
+    let record = move |c: &Connection| {
         consume_auth_nonce(c, &nonce, now)?;
         // One record for the authenticated client and the attestation it
         // obtained: the audit chain is written serially, so each record
@@ -398,8 +410,8 @@ fn client_flow(
                 .detail("authenticated", "hmac-sha256"),
             now,
         )
-    })?;
-    Ok(attestation)
+    };
+    Ok(Signed::ToRecord(attestation, Box::new(record)))
 }
 
 /// A challenge as consumed from the database.

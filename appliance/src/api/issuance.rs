@@ -121,9 +121,10 @@ pub async fn blind(
 
     // Open the key and sign on a blocking thread (in parallel with other
     // requests); the credential is released only after the nonce and the
-    // audit record have committed in a writer job.
+    // audit record have committed in a writer job, awaited here so the
+    // writer wakes this task directly.
     let app2 = app.clone();
-    let credential = tokio::task::spawn_blocking(move || -> Result<SignedCredential, AppError> {
+    let (credential, record) = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
         let sig = app2.hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
         let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
         if signed.verify_own().is_err() {
@@ -142,7 +143,7 @@ pub async fn blind(
         };
         let a = app2.clone();
         let (kid, exp) = (signed.msg.kid().as_str().to_owned(), signed.msg.exp() as i64);
-        app2.db.write_blocking(move |c| {
+        let record = move |c: &rusqlite::Connection| {
             let fresh = c.execute_cached(
                 "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
@@ -158,11 +159,12 @@ pub async fn blind(
                 params![kid, exp],
             )?;
             audit::append(c, &a.hsm, &event, now)
-        })?;
-        Ok(signed)
+        };
+        Ok((signed, record))
     })
     .await
     .map_err(|_| ApiError::internal())??;
+    app.db.write(record).await?;
 
     let body = format!("{{\"credential\":{}}}", credential.to_json());
     Ok((
