@@ -80,28 +80,42 @@ fn bool_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> Option<bool> {
         })
 }
 
-#[test]
-fn kek_is_sensitive_and_never_leaves() {
-    // Objects created here go through a session of the test's own.
-    let _turn = hsm().provisioning();
-    let s = raw_session();
-    let kek = find(&s, &ObjectLabel::kek(1), ObjectClass::SECRET_KEY);
-    assert_eq!(bool_attr(&s, kek, AttributeType::Sensitive), Some(true));
-    assert_eq!(bool_attr(&s, kek, AttributeType::Extractable), Some(false));
-    assert_eq!(
-        bool_attr(&s, kek, AttributeType::NeverExtractable),
-        Some(true)
-    );
-    assert_eq!(bool_attr(&s, kek, AttributeType::Local), Some(true));
-    // Its value cannot be read: the attribute comes back absent.
+/// Sensitive, never extractable, its value unreadable, and no way to make
+/// it otherwise afterwards.
+fn assert_stays_secret(s: &Session, key: ObjectHandle) {
+    assert_eq!(bool_attr(s, key, AttributeType::Sensitive), Some(true));
+    assert_eq!(bool_attr(s, key, AttributeType::Extractable), Some(false));
+    // Reading the value succeeds with the attribute absent.
     let value = s
-        .get_attributes(kek, &[AttributeType::Value])
+        .get_attributes(key, &[AttributeType::Value])
         .expect("call succeeds");
     assert!(
         !value
             .iter()
             .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty()))
     );
+    assert!(
+        s.update_attributes(key, &[Attribute::Extractable(true)])
+            .is_err()
+    );
+    assert!(
+        s.update_attributes(key, &[Attribute::Sensitive(false)])
+            .is_err()
+    );
+}
+
+#[test]
+fn kek_is_sensitive_and_never_leaves() {
+    // Objects created here go through a session of the test's own.
+    let _turn = hsm().provisioning();
+    let s = raw_session();
+    let kek = find(&s, &ObjectLabel::kek(1), ObjectClass::SECRET_KEY);
+    assert_stays_secret(&s, kek);
+    assert_eq!(
+        bool_attr(&s, kek, AttributeType::NeverExtractable),
+        Some(true)
+    );
+    assert_eq!(bool_attr(&s, kek, AttributeType::Local), Some(true));
     // Nor wrapped out under another key.
     let wrapping = s
         .generate_key(
@@ -124,15 +138,6 @@ fn kek_is_sensitive_and_never_leaves() {
             cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyUnextractable, _)
         ),
         "{err:?}"
-    );
-    // Nor can anyone make it extractable afterwards.
-    assert!(
-        s.update_attributes(kek, &[Attribute::Extractable(true)])
-            .is_err()
-    );
-    assert!(
-        s.update_attributes(kek, &[Attribute::Sensitive(false)])
-            .is_err()
     );
     let _ = s.destroy_object(wrapping);
 }
@@ -551,25 +556,7 @@ fn hot_keys_work_through_session_copies_that_stay_secret() {
             ])
             .expect("find");
         assert_eq!(copies.len(), 1);
-        let copy = copies[0];
-        assert_eq!(bool_attr(&s, copy, AttributeType::Sensitive), Some(true));
-        assert_eq!(bool_attr(&s, copy, AttributeType::Extractable), Some(false));
-        let value = s
-            .get_attributes(copy, &[AttributeType::Value])
-            .expect("call succeeds");
-        assert!(
-            !value
-                .iter()
-                .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty()))
-        );
-        assert!(
-            s.update_attributes(copy, &[Attribute::Extractable(true)])
-                .is_err()
-        );
-        assert!(
-            s.update_attributes(copy, &[Attribute::Sensitive(false)])
-                .is_err()
-        );
+        assert_stays_secret(&s, copies[0]);
     }
     // Destroying the key takes its copy with it.
     assert_eq!(hsm().destroy(&label), Ok(2));
