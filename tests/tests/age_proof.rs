@@ -42,7 +42,12 @@ fn verify(params: &str, proof: &Value, issuer_vk: &str, direction: &str, extra: 
     args.extend_from_slice(extra);
     let out = tool(&args);
     let _ = std::fs::remove_file(&dir);
-    let valid = json(&out)["valid"] == true;
+    let verdict = json(&out);
+    let valid = verdict["valid"] == true;
+    if !valid {
+        // Said on failure, so a refusal the test did not expect explains itself.
+        eprintln!("wallet verify --direction {direction}: {verdict}");
+    }
     assert_eq!(
         valid,
         out.status.success(),
