@@ -97,3 +97,22 @@ pub fn verify(
         Err(_) => false,
     }
 }
+
+/// The first constraint this statement and witness leave unsatisfied, by
+/// name, or `None` when they satisfy the circuit. Synthesises the whole
+/// circuit in bellman's test constraint system (about half a second in a
+/// release build): a diagnostic for a proof that failed its own check, not
+/// a step of proving.
+pub fn first_unsatisfied(public: &AgePublicInputs, witness: AgeWitness) -> Option<String> {
+    use bellman::Circuit;
+    use bellman::gadgets::test::TestConstraintSystem;
+    let mut cs = TestConstraintSystem::<bls12_381::Scalar>::new();
+    let circuit = AgeCircuit {
+        public: Some(public.clone()),
+        witness: Some(witness),
+    };
+    if let Err(e) = circuit.synthesize(&mut cs) {
+        return Some(format!("synthesis: {e}"));
+    }
+    cs.which_is_unsatisfied().map(str::to_owned)
+}

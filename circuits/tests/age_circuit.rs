@@ -95,6 +95,20 @@ fn a_date_of_birth_on_the_wrong_side_is_refused() {
     let h = holder(&mut rng, 9000);
     assert!(satisfied(statement(&h, Direction::Over, 8999), witness(&h)).is_none());
     assert!(satisfied(statement(&h, Direction::Under, 9001), witness(&h)).is_none());
+    // The wallet's diagnostic names the constraint that fails, and none for
+    // a statement the credential satisfies.
+    let cause = provii_circuits::proof::first_unsatisfied(
+        &statement(&h, Direction::Over, 8999),
+        witness(&h),
+    );
+    assert!(cause.is_some_and(|c| !c.is_empty()));
+    assert_eq!(
+        provii_circuits::proof::first_unsatisfied(
+            &statement(&h, Direction::Over, 9001),
+            witness(&h)
+        ),
+        None
+    );
 }
 
 #[test]

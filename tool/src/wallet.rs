@@ -271,6 +271,19 @@ pub fn prove_cmd(
         prove(&params, &public, witness, &mut rand::rng())
     })
     .map_err(|e| usage(e.to_string()))?;
+    // A wallet checks its proof before handing it to a relying party (6 ms);
+    // a failure names the constraint the credential does not satisfy.
+    if !verify(&groth16::prepare_verifying_key(&params.vk), &proof, &public) {
+        let witness = AgeWitness::from_credential(&held.dob, &held.r_bits, &held.credential)
+            .map_err(|e| usage(e.to_string()))?;
+        let cause =
+            provii_circuits::proof::first_unsatisfied(&public, witness).unwrap_or_else(|| {
+                "every constraint is satisfied, so the parameters do not match the circuit".into()
+            });
+        return Err(usage(format!(
+            "the proof does not verify against these parameters' own verifying key ({cause}); nothing was printed"
+        )));
+    }
     Ok(json!({
         "verifying_key_id": manifest.vk_id,
         "public": {
