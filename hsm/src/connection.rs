@@ -79,8 +79,9 @@ pub(crate) struct Connection {
     pool_size: usize,
     slot: Slot,
     handles: Mutex<HashMap<(String, u64), ObjectHandle>>,
-    /// Keys whose cached handle is a session copy.
-    copies: Mutex<HashSet<(String, u64)>>,
+    /// Keys already dealt with by [`Connection::keep_session_copy`]: their
+    /// cached handle is a session copy, or they may not be copied.
+    settled: Mutex<HashSet<(String, u64)>>,
 }
 
 /// SoftHSM never locks a token after wrong PINs, so the appliance limits
@@ -189,7 +190,7 @@ impl Connection {
             pool_size: config.pool_size.max(1),
             slot,
             handles: Mutex::new(HashMap::new()),
-            copies: Mutex::new(HashSet::new()),
+            settled: Mutex::new(HashSet::new()),
         })
     }
 
@@ -276,24 +277,19 @@ impl Connection {
     /// Replaces the cached handle of a token key by a session copy made on
     /// the anchor session, which lives as long as this connection. SoftHSM
     /// opens and locks a token object's file on every use; a session object
-    /// is held in memory. `Ok(false)`: already copied, or the key may not be
-    /// copied (keys made before copies were allowed) and the token object
+    /// is held in memory. `Ok(false)`: already settled, or the key may not
+    /// be copied (keys made before copies were allowed) and the token object
     /// stays in use.
     pub fn keep_session_copy(
         &self,
         session: &Session,
         label: &ObjectLabel,
-        class: ObjectClass,
     ) -> Result<bool, OpError> {
-        let key = (label.as_str().to_owned(), class_key(class));
-        if self
-            .copies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&key)
-        {
+        if self.is_settled(label) {
             return Ok(false);
         }
+        let class = label.key_class();
+        let key = (label.as_str().to_owned(), class_key(class));
         let original = self.find(session, label, class)?;
         let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
         let Some(anchor) = anchor.as_ref() else {
@@ -305,17 +301,30 @@ impl Connection {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key.clone(), copy);
-                self.copies
+                self.settled
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key);
                 Ok(true)
             }
             Err(P11Error::Pkcs11(RvError::ActionProhibited | RvError::AttributeReadOnly, _)) => {
+                self.settled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
                 Ok(false)
             }
             Err(e) => Err(CallError::from_p11("C_CopyObject", e).into()),
         }
+    }
+
+    /// Whether [`Connection::keep_session_copy`] has nothing left to do for
+    /// this key on this connection.
+    pub fn is_settled(&self, label: &ObjectLabel) -> bool {
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(label.as_str().to_owned(), class_key(label.key_class())))
     }
 
     pub fn forget(&self, label: &ObjectLabel) {
@@ -323,7 +332,7 @@ impl Connection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(l, _), _| l != label.as_str());
-        self.copies
+        self.settled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(l, _)| l != label.as_str());

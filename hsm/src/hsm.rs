@@ -147,7 +147,7 @@ impl Hsm {
         self.status()
     }
 
-    fn current(&self) -> Option<Arc<Connection>> {
+    pub(crate) fn current(&self) -> Option<Arc<Connection>> {
         self.inner
             .conn
             .read()

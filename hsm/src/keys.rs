@@ -197,21 +197,25 @@ impl Hsm {
 
     /// Destroys every object with this label (both halves of a key pair).
     /// Keeps session copies of these keys for the connection's lifetime
-    /// (secret keys and Ed25519 private keys with that label); returns how
-    /// many were copied now. Keys already copied are skipped and keys that
-    /// may not be copied are used as they are, so calling it again after a
-    /// reconnect or an enrolment is cheap.
+    /// (the secret key, or an Ed25519 pair's private half); returns how many
+    /// were copied now. Keys already copied are skipped and keys that may
+    /// not be copied are used as they are. When every key is settled it
+    /// returns without taking the HSM exclusively, so calling it every
+    /// minute (new clients, reconnects) costs nothing in between.
     pub fn keep_session_copies(&self, labels: &[ObjectLabel]) -> Result<usize> {
+        if let Some(conn) = self.current()
+            && labels.iter().all(|l| conn.is_settled(l))
+        {
+            return Ok(0);
+        }
         let _turn = self.provisioning();
         self.call(|s, conn| {
             let mut copied = 0;
             for label in labels {
-                for class in [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY] {
-                    match conn.keep_session_copy(s, label, class) {
-                        Ok(true) => copied += 1,
-                        Ok(false) | Err(OpError::Domain(HsmError::ObjectNotFound { .. })) => {}
-                        Err(e) => return Err(e),
-                    }
+                match conn.keep_session_copy(s, label) {
+                    Ok(true) => copied += 1,
+                    Ok(false) | Err(OpError::Domain(HsmError::ObjectNotFound { .. })) => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(copied)

@@ -45,6 +45,17 @@ impl ObjectLabel {
         Ok(Self(format!("provii/{kind}/{}", parts.join("/"))))
     }
 
+    /// The class of the object that does this label's work: the private
+    /// half for the Ed25519 key pairs (attestation, publisher), the secret
+    /// key for everything else.
+    pub(crate) fn key_class(&self) -> cryptoki::object::ObjectClass {
+        if self.0.starts_with("provii/attest/") || self.0.starts_with("provii/publisher/") {
+            cryptoki::object::ObjectClass::PRIVATE_KEY
+        } else {
+            cryptoki::object::ObjectClass::SECRET_KEY
+        }
+    }
+
     pub fn kek(generation: u32) -> Self {
         Self(format!("provii/kek/{generation}"))
     }
