@@ -257,17 +257,35 @@ fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
 /// the nonce index, each written to the WAL). The expiry index makes
 /// finding them a seek.
 pub fn retire_expired(c: &Connection, table: &'static str, now: i64) -> Result<(), AppError> {
+    if table == "challenges" {
+        return Err(AppError::Internal(format!("{table} is not a nonce table")));
+    }
+    delete_expired(c, table, now, 2).map(|_| ())
+}
+
+/// Deletes at most `limit` rows of `table` whose `expires_at` has passed;
+/// returns how many. Requests retire nonces through [`retire_expired`],
+/// housekeeping catches up in larger jobs.
+pub fn delete_expired(
+    c: &Connection,
+    table: &'static str,
+    now: i64,
+    limit: u64,
+) -> Result<u64, AppError> {
     let sql = match table {
         "auth_nonces" => {
-            "DELETE FROM auth_nonces WHERE rowid IN (SELECT rowid FROM auth_nonces WHERE expires_at < ?1 LIMIT 2)"
+            "DELETE FROM auth_nonces WHERE rowid IN (SELECT rowid FROM auth_nonces WHERE expires_at < ?1 LIMIT ?2)"
         }
         "attestation_nonces" => {
-            "DELETE FROM attestation_nonces WHERE rowid IN (SELECT rowid FROM attestation_nonces WHERE expires_at < ?1 LIMIT 2)"
+            "DELETE FROM attestation_nonces WHERE rowid IN (SELECT rowid FROM attestation_nonces WHERE expires_at < ?1 LIMIT ?2)"
+        }
+        "challenges" => {
+            "DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges WHERE expires_at < ?1 LIMIT ?2)"
         }
         _ => return Err(AppError::Internal(format!("{table} has no expiry"))),
     };
-    c.execute_cached(sql, [now])?;
-    Ok(())
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(c.execute_cached(sql, rusqlite::params![now, limit])? as u64)
 }
 
 pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, AppError> {

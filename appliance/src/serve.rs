@@ -203,12 +203,9 @@ async fn purge_in_chunks(
 
 /// Deletes the expired rows of a table with an `expires_at` column.
 async fn purge_expired(app: &App, table: &'static str) -> Result<u64, AppError> {
-    let sql = format!(
-        "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at < ?1 LIMIT ?2)"
-    );
     let t = now();
     purge_in_chunks(app, move |c| {
-        Ok(c.execute(&sql, rusqlite::params![t, PURGE_CHUNK as i64])? as u64)
+        crate::db::delete_expired(c, table, t, PURGE_CHUNK)
     })
     .await
 }
