@@ -30,7 +30,13 @@ CREATE TABLE IF NOT EXISTS challenges (
     id TEXT PRIMARY KEY, officer_id TEXT NOT NULL, challenge BLOB NOT NULL,
     server_random BLOB, expires_at INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS auth_nonces (nonce_hash BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT;
+-- Attestation nonces consumed by versions before consumed_attestations;
+-- looked up until housekeeping has retired them all.
 CREATE TABLE IF NOT EXISTS attestation_nonces (nonce_hash BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT;
+-- See nonces.rs for why the attestation's timestamp leads the key.
+CREATE TABLE IF NOT EXISTS consumed_attestations (
+    issued_at INTEGER NOT NULL, nonce_hash BLOB NOT NULL,
+    PRIMARY KEY (issued_at, nonce_hash)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS officer_failures (
     officer_id TEXT NOT NULL, source_hash BLOB NOT NULL, failures INTEGER NOT NULL,
     locked_until INTEGER NOT NULL, PRIMARY KEY (officer_id, source_hash)) STRICT;
@@ -263,7 +269,7 @@ pub fn retire_expired(c: &Connection, table: &'static str, now: i64) -> Result<(
     delete_expired(c, table, now, 2).map(|_| ())
 }
 
-/// Deletes at most `limit` rows of `table` whose `expires_at` has passed;
+/// Deletes at most `limit` rows of `table` whose retention has passed;
 /// returns how many. Requests retire nonces through [`retire_expired`],
 /// housekeeping catches up in larger jobs.
 pub fn delete_expired(
@@ -272,6 +278,13 @@ pub fn delete_expired(
     now: i64,
     limit: u64,
 ) -> Result<u64, AppError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    if table == "consumed_attestations" {
+        let sql = "DELETE FROM consumed_attestations WHERE (issued_at, nonce_hash) IN \
+                   (SELECT issued_at, nonce_hash FROM consumed_attestations WHERE issued_at < ?1 LIMIT ?2)";
+        let cutoff = now.saturating_sub(crate::nonces::CONSUMED_ATTESTATION_RETENTION);
+        return Ok(c.execute_cached(sql, rusqlite::params![cutoff, limit])? as u64);
+    }
     let sql = match table {
         "auth_nonces" => {
             "DELETE FROM auth_nonces WHERE rowid IN (SELECT rowid FROM auth_nonces WHERE expires_at < ?1 LIMIT ?2)"
@@ -284,7 +297,6 @@ pub fn delete_expired(
         }
         _ => return Err(AppError::Internal(format!("{table} has no expiry"))),
     };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     Ok(c.execute_cached(sql, rusqlite::params![now, limit])? as u64)
 }
 

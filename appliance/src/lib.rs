@@ -13,6 +13,7 @@ pub mod error;
 pub mod init;
 pub mod keys;
 pub mod metrics;
+pub mod nonces;
 pub mod officer;
 pub mod outbox;
 pub mod publisher;

@@ -139,7 +139,12 @@ async fn housekeeping(app: Arc<App>) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "housekeeping failed");
         }
-        for table in ["challenges", "auth_nonces", "attestation_nonces"] {
+        for table in [
+            "challenges",
+            "auth_nonces",
+            "consumed_attestations",
+            "attestation_nonces",
+        ] {
             if let Err(e) = purge_expired(&app, table).await {
                 tracing::warn!(error = %e, table, "purging expired entries failed");
             }

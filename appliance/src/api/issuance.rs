@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use provii_circuits::constants::{AGE_SCHEMA, ATTESTATION_NONCE_TTL_SECONDS};
+use provii_circuits::constants::AGE_SCHEMA;
 use provii_circuits::encoding::b64url_decode;
 use provii_circuits::{
     Attestation, AttestationError, CredMsgV2, RBits, Schema, SignedCredential, commit,
@@ -116,6 +116,8 @@ pub async fn blind(
     )
     .map_err(|_| ApiError::internal())?;
     let nonce = attestation_nonce_hash(attestation.fields().nonce());
+    let issued_at = i64::try_from(attestation.fields().timestamp())
+        .map_err(|_| ApiError::bad_request("attestation timestamp is out of range"))?;
     let actor = attestation.fields().client_id().map(str::to_owned);
     drop(attestation);
 
@@ -144,15 +146,10 @@ pub async fn blind(
         let a = app2.clone();
         let (kid, exp) = (signed.msg.kid().as_str().to_owned(), signed.msg.exp() as i64);
         let record = move |c: &rusqlite::Connection| {
-            let fresh = c.execute_cached(
-                "INSERT INTO attestation_nonces (nonce_hash, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![nonce, now + ATTESTATION_NONCE_TTL_SECONDS as i64],
-            )?;
-            if fresh == 0 {
+            if !crate::nonces::consume_attestation_nonce(c, issued_at, &nonce, now)? {
                 audit::append(c, &a.hsm, &Event::new("issuance.replay", Severity::Warning).source(source), now)?;
                 return Err(ApiError::replay().into());
             }
-            crate::db::retire_expired(c, "attestation_nonces", now)?;
             // The latest expiry under each key decides when it may retire.
             c.execute_cached(
                 "INSERT INTO key_usage (kid, max_exp) VALUES (?1, ?2) ON CONFLICT(kid) DO UPDATE SET max_exp = MAX(max_exp, excluded.max_exp)",
