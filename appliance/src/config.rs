@@ -147,6 +147,18 @@ pub struct HttpConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// How many threads do requests' HSM and curve work; requests wait their
+    /// turn in arrival order. Default: twice the CPUs.
+    #[serde(default)]
+    pub crypto_concurrency: Option<usize>,
+}
+
+impl HttpConfig {
+    /// [`HttpConfig::crypto_concurrency`], or its default for this machine.
+    pub fn crypto_threads(&self) -> usize {
+        self.crypto_concurrency
+            .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, usize::from))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +293,15 @@ impl Config {
                 "http.tls_cert",
                 "tls_cert and tls_key must be set together",
                 "give both PEM files, or neither for plain HTTP behind a proxy",
+            ));
+        }
+        if let Some(n) = self.http.crypto_concurrency
+            && !(1..=1024).contains(&n)
+        {
+            return Err(invalid(
+                "http.crypto_concurrency",
+                format!("{n} is outside 1..=1024"),
+                "leave it out for twice the CPUs, or give a small multiple of them",
             ));
         }
         if let Some(h) = &self.publication.http

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod calendar;
 pub mod config;
+pub mod crypto_pool;
 pub mod db;
 pub mod enrol;
 pub mod error;

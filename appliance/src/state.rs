@@ -71,6 +71,8 @@ pub struct App {
     /// timestamped at or before it are refused, since nonces consumed after
     /// the snapshot were lost with it.
     pub replay_floor: i64,
+    /// Runs requests' HSM and curve work (`http.crypto_concurrency` threads).
+    pub crypto: crate::crypto_pool::CryptoPool,
 }
 
 const SOURCE_HASH_CACHE: usize = 10_000;
@@ -176,6 +178,8 @@ impl App {
             .and_then(|v| v.parse().ok())
             .unwrap_or(i64::MIN);
         let limits = RateLimits::new(&config.rate_limits);
+        let crypto = crate::crypto_pool::CryptoPool::start(config.http.crypto_threads())
+            .map_err(|e| AppError::Internal(format!("cannot start the crypto threads: {e}")))?;
         Ok(Self {
             config,
             hsm,
@@ -187,6 +191,7 @@ impl App {
             source_hashes: Mutex::new(HashMap::new()),
             outbox_wake: tokio::sync::Notify::new(),
             replay_floor,
+            crypto,
         })
     }
 

@@ -49,6 +49,8 @@ fn defaults_follow_the_spec() {
         (c.officers.lockout_failures, c.officers.lockout_seconds),
         (5, 900)
     );
+    let c = load_text(&MINIMAL.replace("[hsm]", "crypto_concurrency = 3\n[hsm]")).expect("set");
+    assert_eq!(c.http.crypto_threads(), 3);
 }
 
 #[test]
@@ -67,6 +69,14 @@ fn mistakes_name_the_key() {
             "rate_limits.global_per_second",
         ),
         (MINIMAL.replace("x.example", ""), "issuer_id"),
+        (
+            MINIMAL.replace("[hsm]", "crypto_concurrency = 0\n[hsm]"),
+            "http.crypto_concurrency",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "crypto_concurrency = 1025\n[hsm]"),
+            "http.crypto_concurrency",
+        ),
         (
             MINIMAL.replace("[http]", "[officers]\nlockout_failures = 0\n[http]"),
             "officers.lockout_failures",

@@ -214,7 +214,7 @@ pub async fn create(
     limited.map_err(|l| super::limited(&app, l, source, Some(&attempt.key_id)))?;
 
     let app2 = app.clone();
-    let signed = tokio::task::spawn_blocking(move || -> Result<Signed, AppError> {
+    let signed = super::in_crypto_lane(&app, move || -> Result<Signed, AppError> {
         let mut attempt = attempt;
         attempt.source = app2.source_hash(source)?;
         let cap = app2.config.officers.max_failures_per_source_per_hour;
@@ -244,8 +244,7 @@ pub async fn create(
             }
         }
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await??;
     let attestation = match signed {
         Signed::Recorded(attestation) => attestation,
         Signed::ToRecord(attestation, record) => {

@@ -126,7 +126,7 @@ pub async fn blind(
     // audit record have committed in a writer job, awaited here so the
     // writer wakes this task directly.
     let app2 = app.clone();
-    let (credential, record) = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+    let (credential, record) = super::in_crypto_lane(&app, move || -> Result<_, AppError> {
         let sig = app2.hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
         let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
         if signed.verify_own().is_err() {
@@ -159,8 +159,7 @@ pub async fn blind(
         };
         Ok((signed, record))
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await??;
     app.db.write(record).await?;
 
     let body = format!("{{\"credential\":{}}}", credential.to_json());

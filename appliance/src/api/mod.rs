@@ -75,6 +75,14 @@ impl FromRequestParts<Arc<App>> for Source {
     }
 }
 
+/// Runs a request's HSM and curve work on the crypto threads.
+pub(crate) async fn in_crypto_lane<T: Send + 'static>(
+    app: &App,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    app.crypto.run(work).await.ok_or_else(ApiError::internal)
+}
+
 /// Applies the global and per-source limits, or answers 429.
 pub(crate) fn admit(app: &Arc<App>, source: Option<IpAddr>) -> Result<(), ApiError> {
     app.limits

@@ -1,0 +1,71 @@
+//! A fixed set of threads for requests' HSM and curve work (attestation and
+//! credential signing), fed in arrival order.
+//!
+//! On tokio's blocking pool every connection's work ran at once: on two
+//! cores, thirty-odd threads shared the CPUs with the database writer and
+//! the async workers, and each piece of work finished later the more there
+//! were. A semaphore in front of the blocking pool bounded that but added a
+//! hand-off per request (the freed permit wakes a task, which wakes a
+//! thread); here a thread that finishes takes the next job itself. Other
+//! blocking work (publication, housekeeping) stays on tokio's pool, so a slow
+//! edge verifier never holds up a request. Figures in BENCHMARKS.md.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct CryptoPool {
+    jobs: Sender<Job>,
+}
+
+impl CryptoPool {
+    /// Starts `threads` threads; they stop when the pool is dropped.
+    pub fn start(threads: usize) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("crypto-{i}"))
+                .spawn(move || serve(&queue))?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Queues `work` now, in call order; the future yields its result, or
+    /// `None` if it panicked.
+    pub fn run<T, F>(&self, work: F) -> impl std::future::Future<Output = Option<T>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        let queued = self.jobs.send(job).is_ok();
+        async move {
+            if !queued {
+                return None;
+            }
+            result.await.ok()
+        }
+    }
+}
+
+fn serve(queue: &Mutex<Receiver<Job>>) {
+    loop {
+        // One thread waits in `recv`, the others for the lock: jobs go out
+        // in arrival order to whichever thread is free.
+        let job = match queue.lock() {
+            Ok(q) => q.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        // A panicking job drops its reply, which its request turns into a
+        // 500; the thread stays for the next one.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
+}

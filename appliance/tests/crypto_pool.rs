@@ -1,0 +1,69 @@
+//! The crypto threads: arrival order, every thread in use, and a panicking
+//! job costs its request, not the pool.
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use provii_appliance::crypto_pool::CryptoPool;
+
+#[tokio::test]
+async fn one_thread_runs_jobs_in_the_order_they_came() {
+    let pool = CryptoPool::start(1).expect("pool");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (open, gate) = channel::<()>();
+    // Hold the only thread until every job is queued.
+    let held = pool.run(move || gate.recv().is_ok());
+    let jobs: Vec<_> = (0..50)
+        .map(|i| {
+            let seen = seen.clone();
+            pool.run(move || seen.lock().expect("lock").push(i))
+        })
+        .collect();
+    open.send(()).expect("open");
+    assert_eq!(held.await, Some(true));
+    for job in jobs {
+        assert_eq!(job.await, Some(()));
+    }
+    assert_eq!(*seen.lock().expect("lock"), (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn every_thread_takes_work() {
+    const THREADS: usize = 3;
+    let pool = CryptoPool::start(THREADS).expect("pool");
+    // Each job reports in, then waits to hear that all have: only possible
+    // with all three running at once. The deadline only stops a broken pool
+    // from hanging the suite.
+    let (arrive, arrivals) = channel::<()>();
+    let mut releases = Vec::new();
+    let mut jobs = Vec::new();
+    for _ in 0..THREADS {
+        let (release, released) = channel::<()>();
+        releases.push(release);
+        let arrive = arrive.clone();
+        jobs.push(pool.run(move || {
+            arrive.send(()).is_ok() && released.recv_timeout(Duration::from_secs(60)).is_ok()
+        }));
+    }
+    let all_arrived = tokio::task::spawn_blocking(move || {
+        (0..THREADS).all(|_| arrivals.recv_timeout(Duration::from_secs(60)).is_ok())
+    })
+    .await
+    .expect("join");
+    for release in releases {
+        let _ = release.send(());
+    }
+    assert!(all_arrived, "three jobs never ran at once");
+    for job in jobs {
+        assert_eq!(job.await, Some(true));
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_job_answers_none_and_the_thread_goes_on() {
+    let pool = CryptoPool::start(1).expect("pool");
+    let panicked = pool.run(|| -> u32 { panic!("a job failed") });
+    assert_eq!(panicked.await, None);
+    assert_eq!(pool.run(|| 7).await, Some(7));
+}
