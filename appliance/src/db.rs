@@ -121,6 +121,14 @@ fn open_connection(path: &Path) -> Result<Connection, AppError> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
          PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;",
     )?;
+    // Without the query planner stability guarantee SQLite re-prepares a
+    // statement whenever a value bound to its `LIMIT` changes, or may: it
+    // did so on every nonce retirement, re-parsing the same DELETE twice per
+    // iteration (3 % of the daemon's CPU under load).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

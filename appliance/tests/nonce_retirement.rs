@@ -126,3 +126,22 @@ fn consumed_attestations_are_kept_an_hour_of_lifetime_plus_two_hours() {
         "still refused at the edge"
     );
 }
+
+#[test]
+fn a_bound_limit_does_not_make_sqlite_re_prepare_the_statement() {
+    use rusqlite::StatementStatus;
+    // Nonce retirement binds its LIMIT; SQLite's default re-prepares such a
+    // statement on every bind.
+    let db = fresh_db("reprepare");
+    let sql = "SELECT nonce_hash FROM auth_nonces WHERE expires_at < ?1 LIMIT ?2";
+    let count = move |c: &rusqlite::Connection| -> Result<i32, provii_appliance::error::AppError> {
+        let mut stmt = c.prepare_cached(sql)?;
+        for (now, limit) in [(1, 2), (2, 200), (3, 2)] {
+            stmt.query_map(rusqlite::params![now, limit], |_| Ok(()))?
+                .for_each(drop);
+        }
+        Ok(stmt.get_status(StatementStatus::RePrepare))
+    };
+    assert_eq!(db.write_blocking(count).expect("writer"), 0);
+    assert_eq!(db.read_blocking(count).expect("reader"), 0);
+}
