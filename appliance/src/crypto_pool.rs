@@ -11,6 +11,7 @@
 //! edge verifier never holds up a request. Figures in BENCHMARKS.md.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 pub struct CryptoPool {
     jobs: Sender<Job>,
+    /// Jobs queued and not yet started: how far demand is past the threads.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl CryptoPool {
@@ -31,7 +34,15 @@ impl CryptoPool {
                 .name(format!("crypto-{i}"))
                 .spawn(move || serve(&queue))?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            waiting: Arc::default(),
+        })
+    }
+
+    /// Jobs queued that no thread has started yet.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Queues `work` now, in call order; the future yields its result, or
@@ -42,10 +53,16 @@ impl CryptoPool {
         F: FnOnce() -> T + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
+        let waiting = self.waiting.clone();
         let job: Job = Box::new(move || {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = done.send(work());
         });
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         let queued = self.jobs.send(job).is_ok();
+        if !queued {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
         async move {
             if !queued {
                 return None;

@@ -1,5 +1,5 @@
-//! The crypto threads: arrival order, every thread in use, and a panicking
-//! job costs its request, not the pool.
+//! The crypto threads: arrival order, what waits is counted, every thread in
+//! use, and a panicking job costs its request, not the pool.
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
@@ -12,20 +12,24 @@ async fn one_thread_runs_jobs_in_the_order_they_came() {
     let pool = CryptoPool::start(1).expect("pool");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (open, gate) = channel::<()>();
+    let (started, has_started) = channel::<()>();
     // Hold the only thread until every job is queued.
-    let held = pool.run(move || gate.recv().is_ok());
+    let held = pool.run(move || started.send(()).is_ok() && gate.recv().is_ok());
+    has_started.recv().expect("the held job starts");
     let jobs: Vec<_> = (0..50)
         .map(|i| {
             let seen = seen.clone();
             pool.run(move || seen.lock().expect("lock").push(i))
         })
         .collect();
+    assert_eq!(pool.waiting(), 50, "queued behind the held job");
     open.send(()).expect("open");
     assert_eq!(held.await, Some(true));
     for job in jobs {
         assert_eq!(job.await, Some(()));
     }
     assert_eq!(*seen.lock().expect("lock"), (0..50).collect::<Vec<_>>());
+    assert_eq!(pool.waiting(), 0);
 }
 
 #[tokio::test]

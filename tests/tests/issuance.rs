@@ -377,7 +377,9 @@ fn request_rules() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("provii_hsm_usable 1") && metrics.contains("provii_signing_key_active 1"),
+        metrics.contains("provii_hsm_usable 1")
+            && metrics.contains("provii_signing_key_active 1")
+            && metrics.contains("provii_crypto_waiting 0"),
         "{metrics}"
     );
 }

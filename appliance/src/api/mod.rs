@@ -204,6 +204,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "Most delivery attempts of an unconfirmed publication.",
             number("max_attempts"),
         ),
+        (
+            "provii_crypto_waiting",
+            "Requests waiting for a crypto thread (http.crypto_concurrency).",
+            app.crypto.waiting() as f64,
+        ),
     ];
     (
         StatusCode::OK,
