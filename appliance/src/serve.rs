@@ -215,7 +215,7 @@ async fn purge_in_chunks(
     }
 }
 
-/// Deletes the expired rows of a table with an `expires_at` column.
+/// Deletes the rows of a challenge or nonce table past their retention.
 async fn purge_expired(app: &App, table: &'static str) -> Result<u64, AppError> {
     let t = now();
     purge_in_chunks(app, move |c| {

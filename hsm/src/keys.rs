@@ -195,7 +195,6 @@ impl Hsm {
         )
     }
 
-    /// Destroys every object with this label (both halves of a key pair).
     /// Keeps session copies of these keys for the connection's lifetime
     /// (the secret key, or an Ed25519 pair's private half); returns how many
     /// were copied now. Keys already copied are skipped and keys that may
@@ -222,6 +221,7 @@ impl Hsm {
         })
     }
 
+    /// Destroys every object with this label (both halves of a key pair).
     pub fn destroy(&self, label: &ObjectLabel) -> Result<usize> {
         let _turn = self.provisioning();
         self.call(|s, conn| {

@@ -3,7 +3,7 @@
 //! challenge) asks for an Ed25519 attestation of a date of birth. Every
 //! secret check happens inside the HSM.
 //!
-//! Client requests are checked and signed on blocking threads in parallel;
+//! Client requests are checked and signed on the crypto threads in parallel;
 //! only the nonce consumption and audit records go through the database
 //! writer, and the attestation is released after they commit.
 

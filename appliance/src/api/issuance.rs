@@ -121,7 +121,7 @@ pub async fn blind(
     let actor = attestation.fields().client_id().map(str::to_owned);
     drop(attestation);
 
-    // Open the key and sign on a blocking thread (in parallel with other
+    // Open the key and sign on a crypto thread (in parallel with other
     // requests); the credential is released only after the nonce and the
     // audit record have committed in a writer job, awaited here so the
     // writer wakes this task directly.
