@@ -151,6 +151,11 @@ pub struct HttpConfig {
     /// turn in arrival order. Default: twice the CPUs.
     #[serde(default)]
     pub crypto_concurrency: Option<usize>,
+    /// How long a request may wait for, and spend in, its HSM and curve
+    /// work before it is answered 503 with `Retry-After`; `/ready` gives
+    /// its HSM probe as long. Default 5000.
+    #[serde(default)]
+    pub crypto_timeout_ms: Option<u64>,
 }
 
 impl HttpConfig {
@@ -158,6 +163,11 @@ impl HttpConfig {
     pub fn crypto_threads(&self) -> usize {
         self.crypto_concurrency
             .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// [`HttpConfig::crypto_timeout_ms`], or its default.
+    pub fn crypto_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.crypto_timeout_ms.unwrap_or(5_000))
     }
 }
 
@@ -302,6 +312,15 @@ impl Config {
                 "http.crypto_concurrency",
                 format!("{n} is outside 1..=1024"),
                 "leave it out for twice the CPUs, or give a small multiple of them",
+            ));
+        }
+        if let Some(ms) = self.http.crypto_timeout_ms
+            && !(100..=60_000).contains(&ms)
+        {
+            return Err(invalid(
+                "http.crypto_timeout_ms",
+                format!("{ms} is outside 100..=60000"),
+                "leave it out for 5000, or give somewhat less than your clients' own timeout",
             ));
         }
         if let Some(h) = &self.publication.http

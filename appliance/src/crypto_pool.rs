@@ -9,11 +9,23 @@
 //! thread); here a thread that finishes takes the next job itself. Other
 //! blocking work (publication, housekeeping) stays on tokio's pool, so a slow
 //! edge verifier never holds up a request. Figures in BENCHMARKS.md.
+//!
+//! Every job has a deadline (`http.crypto_timeout_ms`) covering its wait
+//! and its work: an HSM that hangs rather than fails, such as a network HSM
+//! behind a dead link, would otherwise hold every request until its client
+//! gave up. Past the deadline the request is answered 503 with
+//! `Retry-After`; a job whose request has gone is skipped unstarted, and one
+//! already running finishes with its result discarded. The client
+//! attestation and the blind issuance commit their nonces and audit records
+//! after the job, so such a 503 has changed nothing; the officer path
+//! consumes its challenge inside the job (single use whatever the outcome),
+//! so an officer answered 503 asks for a new challenge.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -21,11 +33,22 @@ pub struct CryptoPool {
     jobs: Sender<Job>,
     /// Jobs queued and not yet started: how far demand is past the threads.
     waiting: Arc<AtomicUsize>,
+    deadline: Duration,
+}
+
+/// Why a job gave no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unfinished {
+    #[error("the work panicked, or the crypto threads have stopped")]
+    Failed,
+    #[error("no result within the deadline: the HSM is slow or hung, or demand is past capacity")]
+    TimedOut,
 }
 
 impl CryptoPool {
-    /// Starts `threads` threads; they stop when the pool is dropped.
-    pub fn start(threads: usize) -> std::io::Result<Self> {
+    /// Starts `threads` threads, which give each job at most `deadline`
+    /// from the moment it is queued; they stop when the pool is dropped.
+    pub fn start(threads: usize, deadline: Duration) -> std::io::Result<Self> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
@@ -37,6 +60,7 @@ impl CryptoPool {
         Ok(Self {
             jobs,
             waiting: Arc::default(),
+            deadline,
         })
     }
 
@@ -45,9 +69,12 @@ impl CryptoPool {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Queues `work` now, in call order; the future yields its result, or
-    /// `None` if it panicked.
-    pub fn run<T, F>(&self, work: F) -> impl std::future::Future<Output = Option<T>> + use<T, F>
+    /// Queues `work` now, in call order; the future yields its result
+    /// within the pool's deadline, or why not.
+    pub fn run<T, F>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = Result<T, Unfinished>> + use<T, F>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -56,6 +83,10 @@ impl CryptoPool {
         let waiting = self.waiting.clone();
         let job: Job = Box::new(move || {
             waiting.fetch_sub(1, Ordering::Relaxed);
+            // Its request timed out (or went away) while it waited.
+            if done.is_closed() {
+                return;
+            }
             let _ = done.send(work());
         });
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -63,11 +94,16 @@ impl CryptoPool {
         if !queued {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
+        let deadline = self.deadline;
         async move {
             if !queued {
-                return None;
+                return Err(Unfinished::Failed);
             }
-            result.await.ok()
+            match tokio::time::timeout(deadline, result).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(_)) => Err(Unfinished::Failed),
+                Err(_) => Err(Unfinished::TimedOut),
+            }
         }
     }
 }

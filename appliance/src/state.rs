@@ -73,6 +73,8 @@ pub struct App {
     pub replay_floor: i64,
     /// Runs requests' HSM and curve work (`http.crypto_concurrency` threads).
     pub crypto: crate::crypto_pool::CryptoPool,
+    /// A `/ready` HSM probe is running and has not answered yet.
+    pub hsm_probe_pending: std::sync::atomic::AtomicBool,
 }
 
 const SOURCE_HASH_CACHE: usize = 10_000;
@@ -178,8 +180,11 @@ impl App {
             .and_then(|v| v.parse().ok())
             .unwrap_or(i64::MIN);
         let limits = RateLimits::new(&config.rate_limits);
-        let crypto = crate::crypto_pool::CryptoPool::start(config.http.crypto_threads())
-            .map_err(|e| AppError::Internal(format!("cannot start the crypto threads: {e}")))?;
+        let crypto = crate::crypto_pool::CryptoPool::start(
+            config.http.crypto_threads(),
+            config.http.crypto_timeout(),
+        )
+        .map_err(|e| AppError::Internal(format!("cannot start the crypto threads: {e}")))?;
         Ok(Self {
             config,
             hsm,
@@ -192,6 +197,7 @@ impl App {
             outbox_wake: tokio::sync::Notify::new(),
             replay_floor,
             crypto,
+            hsm_probe_pending: Default::default(),
         })
     }
 

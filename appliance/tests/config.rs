@@ -51,6 +51,16 @@ fn defaults_follow_the_spec() {
     );
     let c = load_text(&MINIMAL.replace("[hsm]", "crypto_concurrency = 3\n[hsm]")).expect("set");
     assert_eq!(c.http.crypto_threads(), 3);
+    assert_eq!(
+        load_text(MINIMAL).expect("minimal").http.crypto_timeout(),
+        std::time::Duration::from_secs(5),
+        "the documented default"
+    );
+    let c = load_text(&MINIMAL.replace("[hsm]", "crypto_timeout_ms = 750\n[hsm]")).expect("set");
+    assert_eq!(
+        c.http.crypto_timeout(),
+        std::time::Duration::from_millis(750)
+    );
 }
 
 #[test]
@@ -76,6 +86,14 @@ fn mistakes_name_the_key() {
         (
             MINIMAL.replace("[hsm]", "crypto_concurrency = 1025\n[hsm]"),
             "http.crypto_concurrency",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "crypto_timeout_ms = 99\n[hsm]"),
+            "http.crypto_timeout_ms",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "crypto_timeout_ms = 60001\n[hsm]"),
+            "http.crypto_timeout_ms",
         ),
         (
             MINIMAL.replace("[http]", "[officers]\nlockout_failures = 0\n[http]"),

@@ -1,15 +1,19 @@
 //! The crypto threads: arrival order, what waits is counted, every thread in
-//! use, and a panicking job costs its request, not the pool.
+//! use, a panicking job costs its request, not the pool, and a job past its
+//! deadline answers at the deadline and, if it had not started, never runs.
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use provii_appliance::crypto_pool::CryptoPool;
+use provii_appliance::crypto_pool::{CryptoPool, Unfinished};
+
+/// Long enough never to be reached by a test that is not about deadlines.
+const NO_DEADLINE: Duration = Duration::from_secs(600);
 
 #[tokio::test]
 async fn one_thread_runs_jobs_in_the_order_they_came() {
-    let pool = CryptoPool::start(1).expect("pool");
+    let pool = CryptoPool::start(1, NO_DEADLINE).expect("pool");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (open, gate) = channel::<()>();
     let (started, has_started) = channel::<()>();
@@ -24,9 +28,9 @@ async fn one_thread_runs_jobs_in_the_order_they_came() {
         .collect();
     assert_eq!(pool.waiting(), 50, "queued behind the held job");
     open.send(()).expect("open");
-    assert_eq!(held.await, Some(true));
+    assert_eq!(held.await, Ok(true));
     for job in jobs {
-        assert_eq!(job.await, Some(()));
+        assert_eq!(job.await, Ok(()));
     }
     assert_eq!(*seen.lock().expect("lock"), (0..50).collect::<Vec<_>>());
     assert_eq!(pool.waiting(), 0);
@@ -35,7 +39,7 @@ async fn one_thread_runs_jobs_in_the_order_they_came() {
 #[tokio::test]
 async fn every_thread_takes_work() {
     const THREADS: usize = 3;
-    let pool = CryptoPool::start(THREADS).expect("pool");
+    let pool = CryptoPool::start(THREADS, NO_DEADLINE).expect("pool");
     // Each job reports in, then waits to hear that all have: only possible
     // with all three running at once. The deadline only stops a broken pool
     // from hanging the suite.
@@ -60,14 +64,49 @@ async fn every_thread_takes_work() {
     }
     assert!(all_arrived, "three jobs never ran at once");
     for job in jobs {
-        assert_eq!(job.await, Some(true));
+        assert_eq!(job.await, Ok(true));
     }
 }
 
 #[tokio::test]
 async fn a_panicking_job_answers_none_and_the_thread_goes_on() {
-    let pool = CryptoPool::start(1).expect("pool");
+    let pool = CryptoPool::start(1, NO_DEADLINE).expect("pool");
     let panicked = pool.run(|| -> u32 { panic!("a job failed") });
-    assert_eq!(panicked.await, None);
-    assert_eq!(pool.run(|| 7).await, Some(7));
+    assert_eq!(panicked.await, Err(Unfinished::Failed));
+    assert_eq!(pool.run(|| 7).await, Ok(7));
+}
+
+#[tokio::test]
+async fn past_the_deadline_a_request_is_answered_and_its_queued_job_never_runs() {
+    let pool = CryptoPool::start(1, Duration::from_millis(300)).expect("pool");
+    let (open, gate) = channel::<()>();
+    let (started, has_started) = channel::<()>();
+    // The only thread hangs, like a call into an HSM that does not answer.
+    let hung = pool.run(move || {
+        let _ = started.send(());
+        gate.recv_timeout(Duration::from_secs(60)).is_ok()
+    });
+    has_started.recv().expect("the hung job starts");
+    let ran = Arc::new(Mutex::new(false));
+    let queued = {
+        let ran = ran.clone();
+        pool.run(move || *ran.lock().expect("lock") = true)
+    };
+    assert_eq!(pool.waiting(), 1);
+    let (hung, queued) = tokio::join!(hung, queued);
+    assert_eq!(hung, Err(Unfinished::TimedOut), "the running job's request");
+    assert_eq!(
+        queued,
+        Err(Unfinished::TimedOut),
+        "the waiting job's request"
+    );
+    // The HSM answers again: the thread finishes the hung job and passes
+    // over the abandoned one.
+    open.send(()).expect("open");
+    assert_eq!(pool.run(|| 7).await, Ok(7));
+    assert!(
+        !*ran.lock().expect("lock"),
+        "a job whose request gave up ran"
+    );
+    assert_eq!(pool.waiting(), 0);
 }

@@ -129,14 +129,15 @@ impl Appliance {
 
     /// Provisions and initialises with SoftHSM directly, then serves through
     /// p11-kit's client module talking to a `p11-kit server` of that token,
-    /// so killing the server is an HSM outage for the daemon.
-    pub fn start_via_p11kit(name: &str) -> (Self, p11kit::P11KitServer, PathBuf) {
+    /// so killing the server is an HSM outage for the daemon, and stopping
+    /// it a hung HSM. `http_toml` goes into the `[http]` table.
+    pub fn start_via_p11kit(name: &str, http_toml: &str) -> (Self, p11kit::P11KitServer, PathBuf) {
         let socket = std::env::temp_dir().join(format!(
             "provii-e2e-p11kit-{}-{}.sock",
             name,
             std::process::id()
         ));
-        let mut app = Self::start_full(name, "", "", Some(socket.clone()));
+        let mut app = Self::start_full(name, "", http_toml, Some(socket.clone()));
         let server = app.p11kit_server.take().expect("server started");
         (app, server, socket)
     }

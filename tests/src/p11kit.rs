@@ -61,11 +61,31 @@ impl P11KitServer {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// Stops the server and its per-connection processes (`SIGSTOP`): calls
+    /// in flight and new ones wait for an answer that does not come, as
+    /// with a network HSM behind a dead link.
+    pub fn freeze(&self) {
+        self.signal_group("-STOP");
+    }
+
+    /// Lets a frozen server answer again (`SIGCONT`).
+    pub fn thaw(&self) {
+        self.signal_group("-CONT");
+    }
+
+    fn signal_group(&self, signal: &str) {
+        // kill(1) with a negative pid signals the whole process group.
+        let ok = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} the p11-kit server's process group");
+    }
 }
 
 impl Drop for P11KitServer {
     fn drop(&mut self) {
-        // kill(1) with a negative pid signals the whole process group.
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .status();

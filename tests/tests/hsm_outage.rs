@@ -1,7 +1,9 @@
 //! An HSM outage at daemon level (DESIGN.md §6): the daemon reaches SoftHSM
 //! through `p11-kit server`, which the test kills and restarts. During the
 //! outage requests get 503 with Retry-After and /ready fails; afterwards the
-//! same daemon process answers again, without a restart.
+//! same daemon process answers again, without a restart. An HSM that hangs
+//! instead (the server stopped, not killed) costs requests at most
+//! `http.crypto_timeout_ms`, then a 503, and /ready says it is unresponsive.
 //!
 //! p11-kit 0.24's RPC carries neither CKM_EDDSA nor CKM_AES_GCM, so through
 //! it the daemon cannot sign; what this test exercises is the HSM-backed
@@ -24,7 +26,7 @@ fn probe(app: &Appliance, bank: &IssuingParty) -> provii_e2e::Response {
 
 #[test]
 fn the_daemon_rides_out_an_hsm_outage() {
-    let (app, server, socket) = Appliance::start_via_p11kit("hsm-outage");
+    let (app, server, socket) = Appliance::start_via_p11kit("hsm-outage", "");
     let pid = app.pid().expect("daemon");
     let bank = app.enrol_client("bank-o", false);
     assert_eq!(
@@ -67,6 +69,52 @@ fn the_daemon_rides_out_an_hsm_outage() {
     assert_eq!(app.pid(), Some(pid), "no restart");
     let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
     assert!(metrics.contains("provii_hsm_reconnects 1"), "{metrics}");
+}
+
+#[test]
+fn requests_get_503_while_the_hsm_hangs_and_recover_when_it_answers() {
+    let (app, server, _socket) = Appliance::start_via_p11kit("hsm-hang", "crypto_timeout_ms = 500");
+    let pid = app.pid().expect("daemon");
+    let bank = app.enrol_client("bank-h", false);
+    assert_eq!(probe(&app, &bank).status, 401, "the HSM answers");
+
+    server.freeze();
+    // The first request's HMAC check hangs in the HSM; the next two wait
+    // behind it or hang beside it. Each gets its answer at the deadline
+    // (the harness itself would give up after 30 s).
+    for _ in 0..3 {
+        let during = probe(&app, &bank);
+        assert_eq!(
+            during.status,
+            503,
+            "{}",
+            String::from_utf8_lossy(&during.body)
+        );
+        assert_eq!(during.code(), "SERVICE_UNAVAILABLE");
+        assert!(during.header("retry-after").is_some());
+    }
+    for _ in 0..2 {
+        let ready = app.get("/ready");
+        assert_eq!(ready.status, 503);
+        assert_eq!(ready.json()["hsm"]["state"], "unresponsive");
+        assert!(ready.header("retry-after").is_some());
+    }
+    let metrics = String::from_utf8(app.get("/metrics").body).expect("text");
+    assert!(
+        metrics.contains(
+            "provii_http_requests_total{route=\"/v1/attestation/create\",status=\"503\"} 3"
+        ),
+        "{metrics}"
+    );
+
+    server.thaw();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/ready").status != 200 {
+        assert!(Instant::now() < deadline, "the daemon did not recover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(probe(&app, &bank).status, 401, "the HSM answers again");
+    assert_eq!(app.pid(), Some(pid), "no restart");
 }
 
 /// The token label the harness gave this appliance (from its config).

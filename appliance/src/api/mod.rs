@@ -8,6 +8,8 @@ mod request;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, State};
 use axum::http::request::Parts;
@@ -21,6 +23,7 @@ use sha2::Digest;
 
 pub use request::MAX_BODY;
 
+use crate::crypto_pool::Unfinished;
 use crate::error::ApiError;
 use crate::state::App;
 
@@ -75,12 +78,25 @@ impl FromRequestParts<Arc<App>> for Source {
     }
 }
 
-/// Runs a request's HSM and curve work on the crypto threads.
+/// Runs a request's HSM and curve work on the crypto threads; past
+/// `http.crypto_timeout_ms` the request is answered 503 with `Retry-After`.
 pub(crate) async fn in_crypto_lane<T: Send + 'static>(
     app: &App,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    app.crypto.run(work).await.ok_or_else(ApiError::internal)
+    match app.crypto.run(work).await {
+        Ok(value) => Ok(value),
+        Err(Unfinished::TimedOut) => {
+            tracing::warn!(
+                waiting = app.crypto.waiting(),
+                "request answered 503: its HSM and curve work did not finish within http.crypto_timeout_ms"
+            );
+            Err(ApiError::unavailable(
+                "the HSM did not answer in time; retry after the delay given",
+            ))
+        }
+        Err(Unfinished::Failed) => Err(ApiError::internal()),
+    }
 }
 
 /// Applies the global and per-source limits, or answers 429.
@@ -228,25 +244,36 @@ async fn health() -> Json<serde_json::Value> {
 /// Ready when the HSM answers, the database takes writes and a signing key
 /// is active.
 async fn ready(State(app): State<Arc<App>>) -> Response {
-    let probe = {
-        let hsm = app.hsm.clone();
-        tokio::task::spawn_blocking(move || hsm.probe()).await.ok()
+    let deadline = app.config.http.crypto_timeout();
+    let (hsm_ok, hsm) = match probe_hsm(&app, deadline).await {
+        Some(p) => (
+            p.state == HsmState::Usable,
+            serde_json::json!({"state": p.state, "last_error": p.last_error}),
+        ),
+        None => (
+            false,
+            serde_json::json!({
+                "state": "unresponsive",
+                "last_error": "the HSM did not answer within http.crypto_timeout_ms",
+            }),
+        ),
     };
-    let hsm_ok = probe.as_ref().is_some_and(|p| p.state == HsmState::Usable);
-    // A job through the writer: proves it is alive and can commit.
-    let db_ok = app
-        .db
-        .write(|c| {
+    // A job through the writer: proves it is alive and can commit. The
+    // writer seals the audit chain in the HSM, so a hung HSM holds it too.
+    let db_ok = tokio::time::timeout(
+        deadline,
+        app.db.write(|c| {
             c.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
-        })
-        .await
-        .is_ok();
+        }),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let key_ok = app.keys().active.is_some();
     let ready = hsm_ok && db_ok && key_ok;
     let body = serde_json::json!({
         "ready": ready,
-        "hsm": probe.map(|p| serde_json::json!({"state": p.state, "last_error": p.last_error})),
+        "hsm": hsm,
         "database_writable": db_ok,
         "signing_key_active": key_ok,
     });
@@ -262,6 +289,31 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     response
+}
+
+/// The HSM's status, or `None` if it did not answer within `deadline`. A
+/// hung HSM must not hang the health check, nor leave a blocked thread
+/// behind every check: while one probe is unanswered, later checks report
+/// the HSM unresponsive without starting another.
+async fn probe_hsm(app: &Arc<App>, deadline: Duration) -> Option<provii_hsm::HsmStatus> {
+    if app.hsm_probe_pending.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    let probe = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || {
+            /// Clears the flag however the probe ends, a panic included.
+            struct Answered<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for Answered<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let _answered = Answered(&app.hsm_probe_pending);
+            app.hsm.probe()
+        })
+    };
+    tokio::time::timeout(deadline, probe).await.ok()?.ok()
 }
 
 /// Every key a wallet may hold a credential under (active and deprecated),
