@@ -114,6 +114,9 @@ pub struct Db {
     read: Arc<Mutex<Connection>>,
 }
 
+/// `PRAGMA wal_autocheckpoint` on every connection (SQLite's default: 1000).
+pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 500;
+
 fn open_connection(path: &Path) -> Result<Connection, AppError> {
     let conn = Connection::open(path)
         .map_err(|e| AppError::Storage(format!("open {}: {e}", path.display())))?;
@@ -130,6 +133,13 @@ fn open_connection(path: &Path) -> Result<Connection, AppError> {
         true,
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // SQLite checkpoints inside the commit that takes the log past this many
+    // pages, with that commit's batch waiting. Half the default: twice the
+    // checkpoints, each half as long, and fewer requests wait behind one.
+    // Per-iteration p99 at 32 connections 1.4 ms lower on a fresh database
+    // and 2.8–7.7 ms lower on a grown one, throughput unchanged
+    // (BENCHMARKS.md).
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     Ok(conn)
 }
 
