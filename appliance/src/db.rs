@@ -136,9 +136,9 @@ fn open_connection(path: &Path) -> Result<Connection, AppError> {
     // SQLite checkpoints inside the commit that takes the log past this many
     // pages, with that commit's batch waiting. Half the default: twice the
     // checkpoints, each half as long, and fewer requests wait behind one.
-    // Per-iteration p99 at 32 connections 1.4 ms lower on a fresh database
-    // and 2.8–7.7 ms lower on a grown one, throughput unchanged
-    // (BENCHMARKS.md).
+    // On a grown database (600 MB) per-iteration p99 at 32 connections fell
+    // by 2.8–7.7 ms; on a fresh one the difference is within the noise;
+    // throughput unchanged (BENCHMARKS.md).
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     Ok(conn)
 }
