@@ -17,6 +17,10 @@ use provii_appliance::{admin, backup, enrol, init, officer, serve};
 use provii_circuits::encoding::hex_encode;
 use serde_json::{Value, json};
 
+/// How long `serve` waits at shutdown, once for background work and once
+/// for the database writer, before exiting regardless.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Parser)]
 #[command(
     name = "provii-appliance",
@@ -394,9 +398,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            return rt
-                .block_on(serve::serve(config, config_bytes))
-                .map_err(|e| e.to_string());
+            let served = rt.block_on(serve::serve(config, config_bytes));
+            // Requests are done; stop the background tasks and wait for
+            // blocking work in progress (a publication, a housekeeping job),
+            // but not forever: a call into a hung HSM never returns.
+            rt.shutdown_timeout(SHUTDOWN_GRACE);
+            // Then let the database writer commit the jobs already queued
+            // (and finalise the HSM, if the last reference to it is in one):
+            // the exit handlers, SoftHSM's and OpenSSL's among them, must not
+            // run while another thread is still inside the HSM.
+            if !provii_appliance::db::wait_for_writers(SHUTDOWN_GRACE) {
+                tracing::warn!("the database writer had not finished; exiting anyway");
+            }
+            return served.map_err(|e| e.to_string());
         }
         _ => {}
     }

@@ -117,6 +117,24 @@ fn requests_get_503_while_the_hsm_hangs_and_recover_when_it_answers() {
     assert_eq!(app.pid(), Some(pid), "no restart");
 }
 
+#[test]
+fn sigterm_stops_the_daemon_while_the_hsm_hangs() {
+    let (mut app, server, _socket) =
+        Appliance::start_via_p11kit("hsm-hang-stop", "crypto_timeout_ms = 500");
+    let bank = app.enrol_client("bank-s", false);
+    server.freeze();
+    // A crypto thread and a /ready probe are now inside the frozen HSM,
+    // and will not come back while it stays frozen.
+    assert_eq!(probe(&app, &bank).status, 503);
+    assert_eq!(app.get("/ready").status, 503);
+    // The limit only keeps a broken shutdown from hanging the suite.
+    let status = app
+        .stop_within(Duration::from_secs(120))
+        .expect("the daemon did not exit on SIGTERM");
+    assert!(status.success(), "daemon exited with {status}");
+    server.thaw();
+}
+
 /// The token label the harness gave this appliance (from its config).
 fn label_of(app: &Appliance) -> String {
     let text = std::fs::read_to_string(&app.config).expect("config");
