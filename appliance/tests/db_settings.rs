@@ -2,15 +2,11 @@
 //! and the no-plaintext-left-behind rule depend on, and the checkpoint size
 //! the latency figures were measured with.
 
-use provii_appliance::db::Db;
+mod common;
 
 #[test]
 fn connections_are_durable_wipe_deleted_rows_and_checkpoint_every_500_pages() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("db-settings");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join(format!("{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(&path).expect("db");
+    let db = common::fresh_db("db-settings", "pragmas");
     let read = |c: &rusqlite::Connection| -> rusqlite::Result<(String, i64, i64, i64)> {
         Ok((
             c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
@@ -27,5 +23,4 @@ fn connections_are_durable_wipe_deleted_rows_and_checkpoint_every_500_pages() {
     assert_eq!(writer, expected, "the writer's connection");
     let reader = db.read_blocking(|c| Ok(read(c)?)).expect("read connection");
     assert_eq!(reader, expected, "the read connection");
-    let _ = std::fs::remove_file(&path);
 }

@@ -2,16 +2,14 @@
 //! and never a nonce that is still live; an attestation nonce is consumed
 //! once, including one consumed before the store's key changed.
 
+mod common;
+
 use provii_appliance::db::{Db, retire_expired};
 use provii_appliance::nonces::consume_attestation_nonce;
 
 #[test]
 fn each_insert_retires_at_most_two_expired_nonces_and_no_live_one() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nonce-retirement");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join(format!("{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(&path).expect("db");
+    let db = fresh_db("two-at-a-time");
     let now = 1_800_000_000;
     db.write_blocking(move |c| {
         for (i, expires_at) in [now - 600, now - 300, now - 1, now, now + 300]
@@ -53,11 +51,7 @@ fn each_insert_retires_at_most_two_expired_nonces_and_no_live_one() {
 }
 
 fn fresh_db(name: &str) -> Db {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nonce-retirement");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join(format!("{name}-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    Db::open(&path).expect("db")
+    common::fresh_db("nonce-retirement", name)
 }
 
 fn consume(db: &Db, issued_at: i64, hash: u8, now: i64) -> bool {
