@@ -17,6 +17,13 @@ use provii_appliance::{admin, backup, enrol, init, officer, serve};
 use provii_circuits::encoding::hex_encode;
 use serde_json::{Value, json};
 
+/// jemalloc serves every allocation of the process, SoftHSM's and OpenSSL's
+/// included (its `malloc` symbols replace the C library's): glibc's malloc
+/// cost 9 % of the daemon's CPU under load, most of it for OpenSSL 3.0
+/// decoding the attestation key on every signature. Figures in BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How long `serve` waits at shutdown, once for background work and once
 /// for the database writer, before exiting regardless.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
