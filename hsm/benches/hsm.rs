@@ -1,5 +1,7 @@
 //! Every HSM operation on SoftHSM, one thread and two threads.
 //! `cargo bench -p provii-hsm` (needs softhsm2; uses target/softhsm-test).
+//! It allocates through jemalloc, as the daemon does, SoftHSM and OpenSSL
+//! included.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -14,6 +16,9 @@ use provii_circuits::{
 use provii_hsm::{
     Hsm, HsmConfig, ObjectLabel, PinSource, SOFTHSM_MODULE, SecretKind, TokenSelector,
 };
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn open_bench_token() -> Hsm {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
