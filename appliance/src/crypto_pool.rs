@@ -46,8 +46,8 @@ pub enum Unfinished {
 }
 
 impl CryptoPool {
-    /// Starts `threads` threads, which give each job at most `deadline`
-    /// from the moment it is queued; they stop when the pool is dropped.
+    /// Starts `threads` threads, which stop when the pool is dropped. A
+    /// job's caller waits at most `deadline` from the moment it queues it.
     pub fn start(threads: usize, deadline: Duration) -> std::io::Result<Self> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
