@@ -332,24 +332,26 @@ impl Appliance {
         }
     }
 
-    /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut c = self.daemon.take().expect("daemon running");
+    /// Sends the daemon SIGTERM; returns it to be waited for.
+    fn terminate(&mut self) -> Child {
+        let c = self.daemon.take().expect("daemon running");
         // The kill(1) tool sends SIGTERM without any unsafe code here.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(c.id().to_string())
             .status();
+        c
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.terminate();
         c.wait().expect("daemon exit")
     }
 
     /// SIGTERM, and its exit status if it exits within `limit`.
     pub fn stop_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let mut c = self.daemon.take().expect("daemon running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let mut c = self.terminate();
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = c.try_wait() {

@@ -66,29 +66,27 @@ impl P11KitServer {
     /// in flight and new ones wait for an answer that does not come, as
     /// with a network HSM behind a dead link.
     pub fn freeze(&self) {
-        self.signal_group("-STOP");
+        assert!(self.signal_group("-STOP"), "SIGSTOP the p11-kit server");
     }
 
     /// Lets a frozen server answer again (`SIGCONT`).
     pub fn thaw(&self) {
-        self.signal_group("-CONT");
+        assert!(self.signal_group("-CONT"), "SIGCONT the p11-kit server");
     }
 
-    fn signal_group(&self, signal: &str) {
+    /// Whether `kill(1)` delivered `signal` to the server's process group.
+    fn signal_group(&self, signal: &str) -> bool {
         // kill(1) with a negative pid signals the whole process group.
-        let ok = Command::new("kill")
+        Command::new("kill")
             .args([signal, "--", &format!("-{}", self.child.id())])
             .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {signal} the p11-kit server's process group");
+            .is_ok_and(|s| s.success())
     }
 }
 
 impl Drop for P11KitServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
+        self.signal_group("-KILL");
         let _ = self.child.wait();
     }
 }
