@@ -53,9 +53,7 @@ impl CryptoPool {
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("crypto-{i}"))
-                .spawn(move || serve(&queue))?;
+            provii_hsm::threads::spawn(format!("crypto-{i}"), move || serve(&queue))?;
         }
         Ok(Self {
             jobs,

@@ -143,28 +143,6 @@ fn open_connection(path: &Path) -> Result<Connection, AppError> {
     Ok(conn)
 }
 
-/// This process's database writer threads, so that it can wait for them
-/// before it exits ([`wait_for_writers`]).
-static WRITERS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
-
-/// Waits up to `limit` for every database writer of this process to finish,
-/// which each does once every handle to its database is gone and the jobs
-/// already queued have committed; false if one had not by then.
-pub fn wait_for_writers(limit: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    let writers = std::mem::take(&mut *WRITERS.lock().unwrap_or_else(|p| p.into_inner()));
-    for writer in writers {
-        while !writer.is_finished() {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let _ = writer.join();
-    }
-    true
-}
-
 impl Db {
     pub fn open(path: &Path) -> Result<Self, AppError> {
         let writer = open_connection(path)?;
@@ -172,14 +150,9 @@ impl Db {
         crate::audit::migrate(&writer)?;
         let read = open_connection(path)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("db-writer".into())
-            .spawn(move || write_loop(writer, queue))
+        // Audit records are MACed in the HSM on this thread.
+        provii_hsm::threads::spawn("db-writer".into(), move || write_loop(writer, queue))
             .map_err(|e| AppError::Internal(format!("cannot start the database writer: {e}")))?;
-        WRITERS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(thread);
         Ok(Self {
             jobs,
             read: Arc::new(Mutex::new(read)),

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// How long `serve` waits at shutdown, once for background work and once
-/// for the database writer, before exiting regardless.
+/// How long the process waits at exit, once for `serve`'s background work
+/// and once for the threads that use the HSM, before exiting regardless.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Parser)]
@@ -409,14 +409,9 @@ fn run(cli: Cli) -> Result<(), String> {
             // Requests are done; stop the background tasks and wait for
             // blocking work in progress (a publication, a housekeeping job),
             // but not forever: a call into a hung HSM never returns.
+            // `main` then waits for the database writer and the crypto
+            // threads.
             rt.shutdown_timeout(SHUTDOWN_GRACE);
-            // Then let the database writer commit the jobs already queued
-            // (and finalise the HSM, if the last reference to it is in one):
-            // the exit handlers, SoftHSM's and OpenSSL's among them, must not
-            // run while another thread is still inside the HSM.
-            if !provii_appliance::db::wait_for_writers(SHUTDOWN_GRACE) {
-                tracing::warn!("the database writer had not finished; exiting anyway");
-            }
             return served.map_err(|e| e.to_string());
         }
         _ => {}
@@ -613,11 +608,22 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match run(cli) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("provii-appliance: error: {e}");
-            ExitCode::from(1)
+            1
         }
+    };
+    // Every handle is gone: the database writer commits what is queued and
+    // ends, as do the crypto threads. The exit handlers (OpenSSL's cleanup,
+    // run for SoftHSM) must not run while one of them is still ending.
+    if !provii_hsm::threads::join_all(SHUTDOWN_GRACE) {
+        eprintln!(
+            "provii-appliance: warning: a thread using the HSM had not ended after {} s; exiting without the libraries' exit handlers",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        provii_hsm::threads::exit_now(code);
     }
+    ExitCode::from(code)
 }

@@ -16,6 +16,7 @@ mod labels;
 mod locked;
 mod ops;
 mod signer;
+pub mod threads;
 
 pub use config::{HsmConfig, PinSource, SOFTHSM_MODULE, TokenSelector};
 pub use error::{FaultClass, HsmError, Result, classify};

@@ -223,7 +223,8 @@ impl Appliance {
             .expect("run init");
         assert!(
             out.status.success(),
-            "init failed: {}",
+            "init failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         let hex = std::fs::read_to_string(&secret_file).expect("secret file");
