@@ -20,12 +20,18 @@
 //! after the job, so such a 503 has changed nothing; the officer path
 //! consumes its challenge inside the job (single use whatever the outcome),
 //! so an officer answered 503 asks for a new challenge.
+//!
+//! When every thread has been inside one job for longer than the deadline
+//! the pool is stalled (the HSM hangs): nothing queued could finish in time,
+//! so new work is refused at once ([`Unfinished::Stalled`]) instead of
+//! joining a queue whose every request would wait out its deadline. It is
+//! accepted again as soon as one thread comes back.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -33,7 +39,33 @@ pub struct CryptoPool {
     jobs: Sender<Job>,
     /// Jobs queued and not yet started: how far demand is past the threads.
     waiting: Arc<AtomicUsize>,
+    busy: Arc<BusySince>,
     deadline: Duration,
+}
+
+/// When each thread started the job it is running, in microseconds since
+/// `epoch` plus one; zero while it waits for work.
+struct BusySince {
+    epoch: Instant,
+    threads: Vec<AtomicU64>,
+}
+
+impl BusySince {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Every thread is inside a job it started more than `limit` ago.
+    fn all_stuck(&self, limit: Duration) -> bool {
+        let now = self.now();
+        let limit = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+        self.threads.iter().all(|t| {
+            let since = t.load(Ordering::Acquire);
+            since != 0 && now.saturating_sub(since) > limit
+        })
+    }
 }
 
 /// Why a job gave no result.
@@ -43,6 +75,8 @@ pub enum Unfinished {
     Failed,
     #[error("no result within the deadline: the HSM is slow or hung, or demand is past capacity")]
     TimedOut,
+    #[error("refused unqueued: every crypto thread has been stuck in one job past the deadline")]
+    Stalled,
 }
 
 impl CryptoPool {
@@ -51,13 +85,19 @@ impl CryptoPool {
     pub fn start(threads: usize, deadline: Duration) -> std::io::Result<Self> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads.max(1) {
-            let queue = queue.clone();
-            provii_hsm::threads::spawn(format!("crypto-{i}"), move || serve(&queue))?;
+        let threads = threads.max(1);
+        let busy = Arc::new(BusySince {
+            epoch: Instant::now(),
+            threads: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        });
+        for i in 0..threads {
+            let (queue, busy) = (queue.clone(), busy.clone());
+            provii_hsm::threads::spawn(format!("crypto-{i}"), move || serve(&queue, &busy, i))?;
         }
         Ok(Self {
             jobs,
             waiting: Arc::default(),
+            busy,
             deadline,
         })
     }
@@ -77,6 +117,7 @@ impl CryptoPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let stalled = self.busy.all_stuck(self.deadline);
         let (done, result) = tokio::sync::oneshot::channel();
         let waiting = self.waiting.clone();
         let job: Job = Box::new(move || {
@@ -87,16 +128,18 @@ impl CryptoPool {
             }
             let _ = done.send(work());
         });
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let queued = self.jobs.send(job).is_ok();
-        if !queued {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-        }
+        let queued = if stalled {
+            Err(Unfinished::Stalled)
+        } else {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.jobs.send(job).map_err(|_| {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Unfinished::Failed
+            })
+        };
         let deadline = self.deadline;
         async move {
-            if !queued {
-                return Err(Unfinished::Failed);
-            }
+            queued?;
             match tokio::time::timeout(deadline, result).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(_)) => Err(Unfinished::Failed),
@@ -106,7 +149,7 @@ impl CryptoPool {
     }
 }
 
-fn serve(queue: &Mutex<Receiver<Job>>) {
+fn serve(queue: &Mutex<Receiver<Job>>, busy: &BusySince, me: usize) {
     loop {
         // One thread waits in `recv`, the others for the lock: jobs go out
         // in arrival order to whichever thread is free.
@@ -117,6 +160,9 @@ fn serve(queue: &Mutex<Receiver<Job>>) {
         let Ok(job) = job else { return };
         // A panicking job drops its reply, which its request turns into a
         // 500; the thread stays for the next one.
+        let slot = &busy.threads[me];
+        slot.store(busy.now(), Ordering::Release);
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+        slot.store(0, Ordering::Release);
     }
 }

@@ -1,6 +1,7 @@
 //! The crypto threads: arrival order, what waits is counted, every thread in
 //! use, a panicking job costs its request, not the pool, and a job past its
-//! deadline answers at the deadline and, if it had not started, never runs.
+//! deadline answers at the deadline and, if it had not started, never runs;
+//! a pool whose every thread is stuck past the deadline refuses work at once.
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
@@ -103,10 +104,59 @@ async fn past_the_deadline_a_request_is_answered_and_its_queued_job_never_runs()
     // The HSM answers again: the thread finishes the hung job and passes
     // over the abandoned one.
     open.send(()).expect("open");
-    assert_eq!(pool.run(|| 7).await, Ok(7));
+    assert_eq!(run_once_back(&pool).await, Ok(7));
     assert!(
         !*ran.lock().expect("lock"),
         "a job whose request gave up ran"
     );
     assert_eq!(pool.waiting(), 0);
+}
+
+#[tokio::test]
+async fn a_pool_stuck_past_its_deadline_refuses_work_at_once_until_a_thread_returns() {
+    const DEADLINE: Duration = Duration::from_millis(200);
+    let pool = CryptoPool::start(1, DEADLINE).expect("pool");
+    let (open, gate) = channel::<()>();
+    let (started, has_started) = channel::<()>();
+    let hung = pool.run(move || {
+        let _ = started.send(());
+        gate.recv_timeout(Duration::from_secs(60)).is_ok()
+    });
+    has_started.recv().expect("the hung job starts");
+    // Queued while the thread is stuck but not yet past the deadline: taken.
+    let early = pool.run(|| 1);
+    assert_eq!(
+        pool.waiting(),
+        1,
+        "a thread busy within its deadline still queues"
+    );
+    assert_eq!(hung.await, Err(Unfinished::TimedOut));
+    assert_eq!(early.await, Err(Unfinished::TimedOut));
+    // The thread has now been in one job for longer than the deadline.
+    tokio::time::sleep(DEADLINE).await;
+    let ran = Arc::new(Mutex::new(false));
+    let refused = {
+        let ran = ran.clone();
+        pool.run(move || *ran.lock().expect("lock") = true)
+    };
+    assert_eq!(pool.waiting(), 1, "only the abandoned job waits");
+    assert_eq!(refused.await, Err(Unfinished::Stalled));
+    // The HSM answers again: work is taken as soon as the thread is back.
+    open.send(()).expect("open");
+    assert_eq!(run_once_back(&pool).await, Ok(7));
+    assert!(!*ran.lock().expect("lock"), "a refused job ran");
+    assert_eq!(pool.waiting(), 0);
+}
+
+/// Runs a job once the pool's stuck thread has come back: until then the
+/// pool refuses work as stalled (for a few microseconds after the hung job
+/// is released).
+async fn run_once_back(pool: &CryptoPool) -> Result<u32, Unfinished> {
+    for _ in 0..500 {
+        match pool.run(|| 7).await {
+            Err(Unfinished::Stalled) => tokio::time::sleep(Duration::from_millis(10)).await,
+            answer => return answer,
+        }
+    }
+    Err(Unfinished::Stalled)
 }

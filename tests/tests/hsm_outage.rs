@@ -73,7 +73,11 @@ fn the_daemon_rides_out_an_hsm_outage() {
 
 #[test]
 fn requests_get_503_while_the_hsm_hangs_and_recover_when_it_answers() {
-    let (app, server, _socket) = Appliance::start_via_p11kit("hsm-hang", "crypto_timeout_ms = 500");
+    // Two crypto threads, whatever the machine: the probes below hang both.
+    let (app, server, _socket) = Appliance::start_via_p11kit(
+        "hsm-hang",
+        "crypto_timeout_ms = 500\ncrypto_concurrency = 2",
+    );
     let pid = app.pid().expect("daemon");
     let bank = app.enrol_client("bank-h", false);
     assert_eq!(probe(&app, &bank).status, 401, "the HSM answers");
@@ -105,6 +109,20 @@ fn requests_get_503_while_the_hsm_hangs_and_recover_when_it_answers() {
             "provii_http_requests_total{route=\"/v1/attestation/create\",status=\"503\"} 3"
         ),
         "{metrics}"
+    );
+    // Every crypto thread has now been inside the HSM past the deadline:
+    // a request is refused unqueued (the message says so) rather than
+    // waiting out a deadline no queued job could meet.
+    std::thread::sleep(Duration::from_millis(600));
+    let refused = probe(&app, &bank);
+    assert_eq!(refused.status, 503);
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("not answering")),
+        "{}",
+        String::from_utf8_lossy(&refused.body)
     );
 
     server.thaw();

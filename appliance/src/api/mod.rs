@@ -95,6 +95,14 @@ pub(crate) async fn in_crypto_lane<T: Send + 'static>(
                 "the HSM did not answer in time; retry after the delay given",
             ))
         }
+        Err(Unfinished::Stalled) => {
+            tracing::warn!(
+                "request answered 503 at once: every crypto thread has waited on the HSM past http.crypto_timeout_ms"
+            );
+            Err(ApiError::unavailable(
+                "the HSM is not answering; retry after the delay given",
+            ))
+        }
         Err(Unfinished::Failed) => Err(ApiError::internal()),
     }
 }
