@@ -3,7 +3,7 @@
 //! deadline answers at the deadline and, if it had not started, never runs;
 //! a pool whose every thread is stuck past the deadline refuses work at once.
 
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,14 +80,7 @@ async fn a_panicking_job_answers_none_and_the_thread_goes_on() {
 #[tokio::test]
 async fn past_the_deadline_a_request_is_answered_and_its_queued_job_never_runs() {
     let pool = CryptoPool::start(1, Duration::from_millis(300)).expect("pool");
-    let (open, gate) = channel::<()>();
-    let (started, has_started) = channel::<()>();
-    // The only thread hangs, like a call into an HSM that does not answer.
-    let hung = pool.run(move || {
-        let _ = started.send(());
-        gate.recv_timeout(Duration::from_secs(60)).is_ok()
-    });
-    has_started.recv().expect("the hung job starts");
+    let (open, hung) = hang_a_thread(&pool);
     let ran = Arc::new(Mutex::new(false));
     let queued = {
         let ran = ran.clone();
@@ -116,13 +109,7 @@ async fn past_the_deadline_a_request_is_answered_and_its_queued_job_never_runs()
 async fn a_pool_stuck_past_its_deadline_refuses_work_at_once_until_a_thread_returns() {
     const DEADLINE: Duration = Duration::from_millis(200);
     let pool = CryptoPool::start(1, DEADLINE).expect("pool");
-    let (open, gate) = channel::<()>();
-    let (started, has_started) = channel::<()>();
-    let hung = pool.run(move || {
-        let _ = started.send(());
-        gate.recv_timeout(Duration::from_secs(60)).is_ok()
-    });
-    has_started.recv().expect("the hung job starts");
+    let (open, hung) = hang_a_thread(&pool);
     // Queued while the thread is stuck but not yet past the deadline: taken.
     let early = pool.run(|| 1);
     assert_eq!(
@@ -146,6 +133,24 @@ async fn a_pool_stuck_past_its_deadline_refuses_work_at_once_until_a_thread_retu
     assert_eq!(run_once_back(&pool).await, Ok(7));
     assert!(!*ran.lock().expect("lock"), "a refused job ran");
     assert_eq!(pool.waiting(), 0);
+}
+
+/// Holds one of the pool's threads in a job, like a call into an HSM that
+/// does not answer, until the returned sender sends; returns once it runs.
+fn hang_a_thread(
+    pool: &CryptoPool,
+) -> (
+    Sender<()>,
+    impl std::future::Future<Output = Result<bool, Unfinished>> + use<>,
+) {
+    let (open, gate) = channel::<()>();
+    let (started, has_started) = channel::<()>();
+    let hung = pool.run(move || {
+        let _ = started.send(());
+        gate.recv_timeout(Duration::from_secs(60)).is_ok()
+    });
+    has_started.recv().expect("the hung job starts");
+    (open, hung)
 }
 
 /// Runs a job once the pool's stuck thread has come back: until then the
