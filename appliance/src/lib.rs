@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod nonces;
 pub mod officer;
 pub mod outbox;
+pub mod own_attestations;
 pub mod publisher;
 pub mod ratelimit;
 pub mod serve;

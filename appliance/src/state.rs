@@ -75,6 +75,8 @@ pub struct App {
     pub crypto: crate::crypto_pool::CryptoPool,
     /// A `/ready` HSM probe is running and has not answered yet.
     pub hsm_probe_pending: std::sync::atomic::AtomicBool,
+    /// Attestations signed here and not yet presented for issuance.
+    pub own_attestations: crate::own_attestations::OwnAttestations,
 }
 
 const SOURCE_HASH_CACHE: usize = 10_000;
@@ -198,6 +200,7 @@ impl App {
             replay_floor,
             crypto,
             hsm_probe_pending: Default::default(),
+            own_attestations: Default::default(),
         })
     }
 

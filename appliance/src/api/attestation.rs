@@ -268,15 +268,16 @@ fn sign_attestation(app: &App, dob: &DobDays, now: i64) -> Result<Attestation, A
     let key = keys
         .attestation
         .first()
-        .ok_or_else(|| ApiError::unavailable("no attestation key provisioned"))?
-        .label
-        .clone();
+        .ok_or_else(|| ApiError::unavailable("no attestation key provisioned"))?;
     let mut nonce = [0u8; 32];
     rand::rng().fill_bytes(&mut nonce);
     let fields = AttestationFields::new(dob, &app.config.issuer_id, now as u64, nonce, None, None)
         .map_err(|_| ApiError::internal())?;
     nonce.zeroize();
-    let signature = app.hsm.ed25519_sign(&key, &fields.digest())?;
+    let digest = fields.digest();
+    let signature = app.hsm.ed25519_sign(&key.label, &digest)?;
+    app.own_attestations
+        .remember(digest, signature, &key.public);
     Ok(fields.with_signature(signature))
 }
 
