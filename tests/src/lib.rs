@@ -3,6 +3,7 @@
 //! talk to it over real sockets, and play the outside world: a software
 //! YubiKey and an Issuing Party that sign exactly as the real ones do.
 
+pub mod cpu;
 pub mod http;
 pub mod kv;
 pub mod p11kit;

@@ -1,6 +1,8 @@
 //! `provii-load`: N concurrent Issuing-Party clients, each on one keep-alive
 //! connection, doing attestation + blind issuance against a running
-//! appliance on loopback. Prints throughput and latency percentiles.
+//! appliance on loopback. Prints throughput and latency percentiles, how
+//! busy the machine's CPUs were and how much the hypervisor stole, and with
+//! `--daemon-pid` the daemon's CPU time per iteration.
 //!
 //!   provii-load --addr 127.0.0.1:8080 --client-id demo-bank \
 //!       --secret-file state/demo-client.secret --connections 32 --seconds 20
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use provii_circuits::encoding::{b64url_encode, hex_decode};
+use provii_e2e::cpu::{MachineTimes, process_cpu};
 use provii_e2e::world::{IssuingParty, good_r_bits, now, random_hex32};
 
 #[derive(Parser)]
@@ -33,6 +36,9 @@ struct Args {
     /// Dates of birth are drawn around this day count
     #[arg(long, default_value_t = 7300)]
     dob_days: i32,
+    /// The daemon's process id: reports its CPU time per iteration
+    #[arg(long)]
+    daemon_pid: Option<u32>,
 }
 
 struct Conn {
@@ -171,6 +177,8 @@ fn main() -> ExitCode {
         id: args.client_id.clone(),
         secret,
     };
+    let machine_before = MachineTimes::now();
+    let daemon_before = args.daemon_pid.and_then(process_cpu);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let tallies: Vec<Tally> = std::thread::scope(|s| {
@@ -183,6 +191,12 @@ fn main() -> ExitCode {
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let machine = machine_before
+        .zip(MachineTimes::now())
+        .and_then(|(before, after)| before.share_until(&after));
+    let daemon_cpu = daemon_before
+        .zip(args.daemon_pid.and_then(process_cpu))
+        .map(|(before, after)| after.saturating_sub(before));
     let collect = |pick: fn(&Tally) -> &Vec<Duration>| {
         let mut v: Vec<Duration> = tallies
             .iter()
@@ -211,6 +225,11 @@ fn main() -> ExitCode {
         "attestation_p99_ms": ms(&attestation, 0.99),
         "issuance_p50_ms": ms(&issuance, 0.50),
         "issuance_p99_ms": ms(&issuance, 0.99),
+        "cpus_busy_percent": machine.map(|m| m.busy_percent),
+        "steal_percent": machine.map(|m| m.steal_percent),
+        "daemon_cpu_us_per_iteration": daemon_cpu
+            .filter(|_| n > 0)
+            .map(|d| d.as_secs_f64() * 1e6 / n as f64),
     });
     println!("{report}");
     if n == 0 {
