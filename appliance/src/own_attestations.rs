@@ -132,6 +132,13 @@ mod tests {
         (fields.with_signature(signature), public)
     }
 
+    /// `a` with one field of its JSON replaced.
+    fn altered(a: &Attestation, field: &str, value: serde_json::Value) -> Attestation {
+        let mut json: serde_json::Value = serde_json::from_str(&a.to_json()).expect("json");
+        json[field] = value;
+        Attestation::from_json(json.to_string().as_bytes()).expect("parses")
+    }
+
     fn remember(own: &OwnAttestations, a: &Attestation, key: &AttestationVerifyingKey) {
         own.remember(a.fields().digest(), *a.signature(), key);
     }
@@ -152,9 +159,7 @@ mod tests {
         let own = OwnAttestations::default();
         let (a, key) = signed(1, 9000);
         remember(&own, &a, &key);
-        let mut json: serde_json::Value = serde_json::from_str(&a.to_json()).expect("json");
-        json["signature"] = serde_json::json!("00".repeat(64));
-        let altered = Attestation::from_json(json.to_string().as_bytes()).expect("parses");
+        let altered = altered(&a, "signature", serde_json::json!("00".repeat(64)));
         assert!(!own.recognise(&altered, std::slice::from_ref(&key)));
         // The genuine one is still remembered.
         assert!(own.recognise(&a, &[key]));
@@ -165,9 +170,7 @@ mod tests {
         let own = OwnAttestations::default();
         let (a, key) = signed(1, 9000);
         remember(&own, &a, &key);
-        let mut json: serde_json::Value = serde_json::from_str(&a.to_json()).expect("json");
-        json["dob_days"] = serde_json::json!(3000);
-        let altered = Attestation::from_json(json.to_string().as_bytes()).expect("parses");
+        let altered = altered(&a, "dob_days", serde_json::json!(3000));
         assert!(!own.recognise(&altered, &[key]));
     }
 
