@@ -179,6 +179,12 @@ fn main() -> ExitCode {
     };
     let machine_before = MachineTimes::now();
     let daemon_before = args.daemon_pid.and_then(process_cpu);
+    if let (Some(pid), None) = (args.daemon_pid, daemon_before) {
+        eprintln!(
+            "provii-load: error: cannot read /proc/{pid}/stat; is {pid} the daemon's process id?"
+        );
+        return ExitCode::from(2);
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let tallies: Vec<Tally> = std::thread::scope(|s| {
