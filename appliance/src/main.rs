@@ -200,6 +200,8 @@ enum KeysCmd {
     Create,
     /// Let a pending key sign once its publication is confirmed for the lead time (super_admin)
     Activate {
+        /// base64url, so it may begin with `-`
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Activate before the lead time: verifiers may reject its credentials for up to an hour
         #[arg(long)]
@@ -214,6 +216,8 @@ enum KeysCmd {
     },
     /// Take a key out of service at once and publish the revocation (super_admin)
     Revoke {
+        /// base64url, so it may begin with `-`
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[arg(long)]
         reason: String,
@@ -626,4 +630,33 @@ fn main() -> ExitCode {
         provii_hsm::threads::exit_now(code);
     }
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kid is base64url and begins with `-` once in 64 keys; such a key
+    /// must still be activated and revoked, with the flags after it parsed.
+    #[test]
+    fn a_kid_may_begin_with_a_hyphen() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["provii-appliance"].iter().chain(args)).map(|c| c.command)
+        };
+        match parse(&["keys", "activate", "-yAbCdEfGhIjKlMnOpQ", "--force"]) {
+            Ok(Command::Keys(KeysCmd::Activate { kid, force })) => {
+                assert_eq!(kid, "-yAbCdEfGhIjKlMnOpQ");
+                assert!(force);
+            }
+            Ok(_) => panic!("parsed as another command"),
+            Err(e) => panic!("refused: {e}"),
+        }
+        match parse(&["keys", "revoke", "-k", "--reason", "drill"]) {
+            Ok(Command::Keys(KeysCmd::Revoke { kid, reason })) => {
+                assert_eq!((kid.as_str(), reason.as_str()), ("-k", "drill"));
+            }
+            Ok(_) => panic!("parsed as another command"),
+            Err(e) => panic!("refused: {e}"),
+        }
+    }
 }

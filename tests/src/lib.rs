@@ -43,7 +43,9 @@ pub fn tool(args: &[&str], stdin: &[u8]) -> Value {
         .write_all(stdin)
         .expect("write");
     let out = child.wait_with_output().expect("provii-tool output");
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("provii-tool {args:?} printed no JSON ({e}); its stderr is above")
+    })
 }
 
 /// The age circuit's test parameters: the directory `scripts/test.sh`
