@@ -28,7 +28,7 @@
 //! accepted again as soon as one thread comes back.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,51 +117,16 @@ impl CryptoPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        self.run_and_forward(work, |value, reply: Reply<T>| {
-            let _ = reply.send(value);
-        })
-    }
-
-    /// [`CryptoPool::run`] for work whose result goes on from the crypto
-    /// thread (to the database writer) instead of back to its request:
-    /// `forward` takes the result and the reply, and the future yields what
-    /// is eventually sent on the reply. The request is then woken once, not
-    /// once to hand the result on and again when that is done.
-    ///
-    /// The deadline covers the wait and `work`. Whatever happens first wins:
-    /// past the deadline, a result not yet forwarded is dropped (the request
-    /// is answered 503 and nothing was started); once forwarded, the request
-    /// waits for its reply without a deadline, because what `forward` started
-    /// (a commit) may already be on disk and must not be answered as undone.
-    pub fn run_and_forward<T, U, F, G>(
-        &self,
-        work: F,
-        forward: G,
-    ) -> impl std::future::Future<Output = Result<U, Unfinished>> + use<T, U, F, G>
-    where
-        T: 'static,
-        U: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-        G: FnOnce(T, Reply<U>) + Send + 'static,
-    {
         let stalled = self.busy.all_stuck(self.deadline);
-        let (reply, result) = tokio::sync::oneshot::channel();
-        let fate = Arc::new(AtomicU8::new(UNDECIDED));
+        let (done, result) = tokio::sync::oneshot::channel();
         let waiting = self.waiting.clone();
-        let fate_here = fate.clone();
         let job: Job = Box::new(move || {
             waiting.fetch_sub(1, Ordering::Relaxed);
             // Its request timed out (or went away) while it waited.
-            if reply.is_closed() {
+            if done.is_closed() {
                 return;
             }
-            let value = work();
-            let forwarded = fate_here
-                .compare_exchange(UNDECIDED, FORWARDED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if forwarded && !reply.is_closed() {
-                forward(value, reply);
-            }
+            let _ = done.send(work());
         });
         let queued = if stalled {
             Err(Unfinished::Stalled)
@@ -175,32 +140,14 @@ impl CryptoPool {
         let deadline = self.deadline;
         async move {
             queued?;
-            let mut result = result;
-            match tokio::time::timeout(deadline, &mut result).await {
-                Ok(reply) => reply.map_err(|_| Unfinished::Failed),
-                Err(_) => {
-                    let abandoned = fate
-                        .compare_exchange(UNDECIDED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok();
-                    if abandoned {
-                        Err(Unfinished::TimedOut)
-                    } else {
-                        result.await.map_err(|_| Unfinished::Failed)
-                    }
-                }
+            match tokio::time::timeout(deadline, result).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(_)) => Err(Unfinished::Failed),
+                Err(_) => Err(Unfinished::TimedOut),
             }
         }
     }
 }
-
-/// Where a job's result goes: to its request, or from `forward` later.
-pub type Reply<U> = tokio::sync::oneshot::Sender<U>;
-
-/// A job's fate once its work is done: forwarded, or abandoned by its
-/// request at the deadline; whichever is decided first stands.
-const UNDECIDED: u8 = 0;
-const FORWARDED: u8 = 1;
-const ABANDONED: u8 = 2;
 
 fn serve(queue: &Mutex<Receiver<Job>>, busy: &BusySince, me: usize) {
     loop {
@@ -217,98 +164,5 @@ fn serve(queue: &Mutex<Receiver<Job>>, busy: &BusySince, me: usize) {
         slot.store(busy.now(), Ordering::Release);
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
         slot.store(0, Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::mpsc;
-
-    use super::*;
-
-    const DEADLINE: Duration = Duration::from_millis(50);
-
-    /// A job that holds the pool's only thread until `release` is sent.
-    fn hold(pool: &CryptoPool) -> mpsc::Sender<()> {
-        let (release, held) = mpsc::channel::<()>();
-        // The request stays alive in the task, so its job runs.
-        tokio::spawn(pool.run(move || {
-            let _ = held.recv();
-        }));
-        release
-    }
-
-    #[tokio::test]
-    async fn a_forwarded_result_is_awaited_past_the_deadline() {
-        let pool = CryptoPool::start(1, DEADLINE).unwrap();
-        let outcome = pool
-            .run_and_forward(
-                || 7,
-                |value, reply: Reply<i32>| {
-                    std::thread::spawn(move || {
-                        std::thread::sleep(DEADLINE * 4);
-                        let _ = reply.send(value * 6);
-                    });
-                },
-            )
-            .await;
-        assert_eq!(outcome, Ok(42));
-    }
-
-    /// Sends when dropped: tells a test that the closure holding it is gone,
-    /// that is, its job has ended.
-    struct Ended(mpsc::Sender<()>);
-
-    impl Drop for Ended {
-        fn drop(&mut self) {
-            let _ = self.0.send(());
-        }
-    }
-
-    #[tokio::test]
-    async fn work_that_ends_past_the_deadline_is_not_forwarded() {
-        let pool = CryptoPool::start(1, DEADLINE).unwrap();
-        let (release, held) = mpsc::channel::<()>();
-        let (ended, job_ended) = mpsc::channel::<()>();
-        let ended = Ended(ended);
-        let forwarded = Arc::new(AtomicBool::new(false));
-        let flag = forwarded.clone();
-        let outcome = pool
-            .run_and_forward(
-                move || held.recv(),
-                move |_, reply: Reply<()>| {
-                    let _ended = ended;
-                    flag.store(true, Ordering::SeqCst);
-                    let _ = reply.send(());
-                },
-            )
-            .await;
-        assert_eq!(outcome, Err(Unfinished::TimedOut));
-        release.send(()).unwrap();
-        job_ended.recv().unwrap();
-        assert!(!forwarded.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test]
-    async fn work_whose_request_has_gone_is_skipped() {
-        let pool = CryptoPool::start(1, Duration::from_secs(60)).unwrap();
-        let release = hold(&pool);
-        let ran = Arc::new(AtomicBool::new(false));
-        let flag = ran.clone();
-        drop(pool.run(move || flag.store(true, Ordering::SeqCst)));
-        release.send(()).unwrap();
-        assert_eq!(pool.run(|| ()).await, Ok(()));
-        assert!(!ran.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test]
-    async fn a_panicking_job_fails_its_request_and_the_thread_serves_on() {
-        let pool = CryptoPool::start(1, Duration::from_secs(60)).unwrap();
-        let failed = pool
-            .run_and_forward(|| 1, |_, _: Reply<i32>| panic!("forward panicked"))
-            .await;
-        assert_eq!(failed, Err(Unfinished::Failed));
-        assert_eq!(pool.run(|| 5).await, Ok(5));
     }
 }

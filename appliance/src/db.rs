@@ -94,9 +94,6 @@ impl CachedStatements for Connection {
 const STATEMENT_CACHE: usize = 64;
 
 type Completion = Box<dyn FnOnce(Result<(), AppError>) + Send>;
-
-/// Records a request must commit before its answer leaves.
-pub type WriteJob = Box<dyn FnOnce(&Connection) -> Result<(), AppError> + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 /// Most jobs one commit carries.
@@ -162,9 +159,7 @@ impl Db {
         })
     }
 
-    /// Queues `f` for the writer's next batch; `reply` hears its outcome
-    /// once the batch has committed.
-    pub fn submit<T: Send + 'static>(
+    fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
         reply: impl FnOnce(Result<T, AppError>) + Send + 'static,

@@ -27,7 +27,7 @@ use super::challenge::bound_challenge;
 use super::request::JsonBody;
 use super::{Source, admit};
 use crate::audit::{self, Event, Severity};
-use crate::db::{CachedStatements, WriteJob};
+use crate::db::CachedStatements;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
@@ -214,7 +214,7 @@ pub async fn create(
     limited.map_err(|l| super::limited(&app, l, source, Some(&attempt.key_id)))?;
 
     let app2 = app.clone();
-    let attestation = super::in_crypto_lane_then_commit(&app, move || {
+    let signed = super::in_crypto_lane(&app, move || -> Result<Signed, AppError> {
         let mut attempt = attempt;
         attempt.source = app2.source_hash(source)?;
         let cap = app2.config.officers.max_failures_per_source_per_hour;
@@ -231,7 +231,7 @@ pub async fn create(
                 }
                 let mac = hex_decode(&mac_hex, "hmac")
                     .map_err(|_| ApiError::bad_request("authorizer.hmac must be lowercase hex"))?;
-                client_flow(&app2, attempt, timestamp, &mac).map(|(a, job)| (a, Some(job)))
+                client_flow(&app2, attempt, timestamp, &mac)
             }
             _ => {
                 let challenge_id = challenge_id.ok_or_else(|| {
@@ -240,11 +240,18 @@ pub async fn create(
                 let response: [u8; 20] = hex_decode_array(&mac_hex, "hmac").map_err(|_| {
                     ApiError::bad_request("authorizer.hmac must be 40 lowercase hex characters")
                 })?;
-                officer_flow(&app2, attempt, challenge_id, response).map(|a| (a, None))
+                officer_flow(&app2, attempt, challenge_id, response).map(Signed::Recorded)
             }
         }
     })
-    .await?;
+    .await??;
+    let attestation = match signed {
+        Signed::Recorded(attestation) => attestation,
+        Signed::ToRecord(attestation, record) => {
+            app.db.write(record).await?;
+            attestation
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -274,6 +281,16 @@ fn sign_attestation(app: &App, dob: &DobDays, now: i64) -> Result<Attestation, A
     Ok(fields.with_signature(signature))
 }
 
+/// A signed attestation, either already recorded (the officer path runs as
+/// one writer job) or with the writer job that consumes its authorizer nonce
+/// and audits it, which the handler awaits so the writer wakes it directly.
+enum Signed {
+    Recorded(Attestation),
+    ToRecord(Attestation, RecordJob),
+}
+
+type RecordJob = Box<dyn FnOnce(&Connection) -> Result<(), AppError> + Send>;
+
 struct ClientRow {
     status: String,
     allow_minors: bool,
@@ -282,15 +299,7 @@ struct ClientRow {
     previous_until: Option<i64>,
 }
 
-/// The signed attestation, with the writer job that consumes the
-/// authorizer nonce and audits it. (The officer path runs as one writer job
-/// and records everything itself.)
-fn client_flow(
-    app: &Arc<App>,
-    t: Attempt,
-    timestamp: i64,
-    mac: &[u8],
-) -> Result<(Attestation, WriteJob), AppError> {
+fn client_flow(app: &Arc<App>, t: Attempt, timestamp: i64, mac: &[u8]) -> Result<Signed, AppError> {
     let canonical = client_canonical_string(
         timestamp as u64,
         t.dob.expose(),
@@ -402,7 +411,7 @@ fn client_flow(
             now,
         )
     };
-    Ok((attestation, Box::new(record)))
+    Ok(Signed::ToRecord(attestation, Box::new(record)))
 }
 
 /// A challenge as consumed from the database.

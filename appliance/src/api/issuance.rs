@@ -23,7 +23,7 @@ use zeroize::Zeroize;
 use super::request::JsonBody;
 use super::{Source, admit};
 use crate::audit::{self, Event, Severity};
-use crate::db::{CachedStatements, WriteJob};
+use crate::db::CachedStatements;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
@@ -129,10 +129,10 @@ pub async fn blind(
 
     // Open the key and sign on a crypto thread (in parallel with other
     // requests); the credential is released only after the nonce and the
-    // audit record have committed in a writer job, which the crypto thread
-    // queues and whose commit wakes this task.
+    // audit record have committed in a writer job, awaited here so the
+    // writer wakes this task directly.
     let app2 = app.clone();
-    let credential = super::in_crypto_lane_then_commit(&app, move || {
+    let (credential, record) = super::in_crypto_lane(&app, move || -> Result<_, AppError> {
         let sig = app2.hsm.sign_credential(&active.kek, &active.sealed, &msg)?;
         let signed = SignedCredential { msg, issuer_vk: active.sealed.verifying_key, sig_rj: sig };
         if signed.verify_own().is_err() {
@@ -163,9 +163,10 @@ pub async fn blind(
             )?;
             audit::append(c, &a.hsm, &event, now)
         };
-        Ok((signed, Some(Box::new(record) as WriteJob)))
+        Ok((signed, record))
     })
-    .await?;
+    .await??;
+    app.db.write(record).await?;
 
     let body = format!("{{\"credential\":{}}}", credential.to_json());
     Ok((

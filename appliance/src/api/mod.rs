@@ -23,9 +23,8 @@ use sha2::Digest;
 
 pub use request::MAX_BODY;
 
-use crate::crypto_pool::{Reply, Unfinished};
-use crate::db::WriteJob;
-use crate::error::{ApiError, AppError};
+use crate::crypto_pool::Unfinished;
+use crate::error::ApiError;
 use crate::state::App;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -79,56 +78,32 @@ impl FromRequestParts<Arc<App>> for Source {
     }
 }
 
-/// Runs a request's HSM and curve work on the crypto threads, then commits
-/// the records it returns (a consumed nonce, an audit record) before its
-/// result may leave: the crypto thread queues them with the database writer
-/// itself, and the request wakes once, after the commit, instead of once to
-/// queue them and again after it. Work that recorded everything itself
-/// returns no job. Past `http.crypto_timeout_ms` before the work is done the
-/// request is answered 503 with `Retry-After`, and nothing was committed.
-pub(crate) async fn in_crypto_lane_then_commit<T: Send + 'static>(
+/// Runs a request's HSM and curve work on the crypto threads; past
+/// `http.crypto_timeout_ms` the request is answered 503 with `Retry-After`.
+pub(crate) async fn in_crypto_lane<T: Send + 'static>(
     app: &App,
-    work: impl FnOnce() -> Result<(T, Option<WriteJob>), AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    let db = app.db.clone();
-    let commit = move |done: Result<(T, Option<WriteJob>), AppError>, reply: Reply<_>| {
-        let (value, job) = match done {
-            Ok(done) => done,
-            Err(e) => return drop(reply.send(Err(e))),
-        };
-        let Some(job) = job else {
-            return drop(reply.send(Ok(value)));
-        };
-        let queued = db.submit(job, move |committed| {
-            let _ = reply.send(committed.map(|()| value));
-        });
-        // The reply went with the job, so the request hears `Failed` (500).
-        if let Err(e) = queued {
-            tracing::error!(error = %e, "a request's records could not be queued");
-        }
-    };
-    app.crypto
-        .run_and_forward(work, commit)
-        .await
-        .map_err(|why| unfinished(app, why))?
-}
-
-fn unfinished(app: &App, why: Unfinished) -> ApiError {
-    match why {
-        Unfinished::TimedOut => {
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    match app.crypto.run(work).await {
+        Ok(value) => Ok(value),
+        Err(Unfinished::TimedOut) => {
             tracing::warn!(
                 waiting = app.crypto.waiting(),
                 "request answered 503: its HSM and curve work did not finish within http.crypto_timeout_ms"
             );
-            ApiError::unavailable("the HSM did not answer in time; retry after the delay given")
+            Err(ApiError::unavailable(
+                "the HSM did not answer in time; retry after the delay given",
+            ))
         }
-        Unfinished::Stalled => {
+        Err(Unfinished::Stalled) => {
             tracing::warn!(
                 "request answered 503 at once: every crypto thread has waited on the HSM past http.crypto_timeout_ms"
             );
-            ApiError::unavailable("the HSM is not answering; retry after the delay given")
+            Err(ApiError::unavailable(
+                "the HSM is not answering; retry after the delay given",
+            ))
         }
-        Unfinished::Failed => ApiError::internal(),
+        Err(Unfinished::Failed) => Err(ApiError::internal()),
     }
 }
 
