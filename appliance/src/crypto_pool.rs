@@ -166,3 +166,53 @@ fn serve(queue: &Mutex<Receiver<Job>>, busy: &BusySince, me: usize) {
         slot.store(0, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A job that holds the pool's only thread until `release` is sent.
+    fn hold(pool: &CryptoPool) -> mpsc::Sender<()> {
+        let (release, held) = mpsc::channel::<()>();
+        // The request stays alive in the task, so its job runs.
+        tokio::spawn(pool.run(move || {
+            let _ = held.recv();
+        }));
+        release
+    }
+
+    #[tokio::test]
+    async fn work_past_the_deadline_is_answered_timed_out() {
+        let pool = CryptoPool::start(1, Duration::from_millis(50)).unwrap();
+        let (release, held) = mpsc::channel::<()>();
+        let outcome = pool.run(move || held.recv()).await;
+        assert_eq!(outcome, Err(Unfinished::TimedOut));
+        release.send(()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn work_whose_request_has_gone_is_skipped() {
+        let pool = CryptoPool::start(1, Duration::from_secs(60)).unwrap();
+        let release = hold(&pool);
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        drop(pool.run(move || flag.store(true, Ordering::SeqCst)));
+        release.send(()).unwrap();
+        // One thread, jobs in order: once this one ran, the others are done.
+        assert_eq!(pool.run(|| ()).await, Ok(()));
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_request_and_the_thread_serves_on() {
+        let pool = CryptoPool::start(1, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            pool.run(|| -> i32 { panic!("work panicked") }).await,
+            Err(Unfinished::Failed)
+        );
+        assert_eq!(pool.run(|| 5).await, Ok(5));
+    }
+}
