@@ -347,7 +347,7 @@ fn verifies_against_the_edge(kv: &FakeKv, cred: &serde_json::Value, kid: &str) -
 fn rotation_end_to_end_against_the_edge() {
     let kv = FakeKv::start();
     let config =
-        edge_config(&kv, "rotation").replace("lead_time_seconds = 1", "lead_time_seconds = 3");
+        edge_config(&kv, "rotation").replace("lead_time_seconds = 1", "lead_time_seconds = 6");
     let app = Appliance::start_with("rotation", &config);
     trust_publisher(&kv, &app);
     let (cred_a, a) = credential(&app);

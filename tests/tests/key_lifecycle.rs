@@ -64,7 +64,7 @@ fn kid_of_new_credential(app: &Appliance) -> String {
 fn keys_are_published_before_they_sign_and_leave_when_revoked() {
     let app = Appliance::start_with(
         "keys",
-        "[publication]\nfile = \"jwks.json\"\nlead_time_seconds = 2\n",
+        "[publication]\nfile = \"jwks.json\"\nlead_time_seconds = 5\n",
     );
     let first = kid_of_new_credential(&app);
     wait_published(&app, &[(&first, "active")]);
@@ -104,8 +104,16 @@ fn keys_are_published_before_they_sign_and_leave_when_revoked() {
         "the old key still signs"
     );
 
-    std::thread::sleep(Duration::from_millis(2500));
-    app.cli_json(&["keys", "activate", &second]);
+    // The lead time is long enough that a slow machine still asks too
+    // early above; from here, activation goes through once it has passed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.cli(&["keys", "activate", &second]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the key never became activatable"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(kid_of_new_credential(&app), second);
     wait_published(&app, &[(&first, "deprecated"), (&second, "active")]);
 
