@@ -293,6 +293,19 @@ impl Appliance {
         serde_json::from_slice(&out.stdout).expect("JSON from --json")
     }
 
+    /// Asks to activate `kid` until the daemon allows it (its publication
+    /// confirmed for the lead time); fails the test after 30 s.
+    pub fn activate_when_allowed(&self, kid: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.cli(&["keys", "activate", kid]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kid} never became activatable"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
     /// Starts `serve` without waiting for it.
     pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");

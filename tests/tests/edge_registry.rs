@@ -147,14 +147,7 @@ fn a_key_waits_for_every_sink_not_just_the_first() {
         .store(0, std::sync::atomic::Ordering::SeqCst);
     let key = format!("issuer:dmv.example.gov:{kid}");
     wait("the registry entry", || kv.get(&key).is_some());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !app.cli(&["keys", "activate", &kid]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "activation never went through after the edge confirmed"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    app.activate_when_allowed(&kid);
 }
 
 /// A KV sink and an http sink against the same stand-in edge; the token
@@ -306,11 +299,7 @@ fn the_edge_converges_after_an_outage_during_rotation_and_a_restart() {
         "http publications in order: {seqs:?}"
     );
     // B, confirmed now, may sign.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !app.cli(&["keys", "activate", &b]).status.success() {
-        assert!(Instant::now() < deadline, "B never became activatable");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    app.activate_when_allowed(&b);
 }
 
 /// A credential from the running daemon, and the kid it was signed under.
@@ -373,11 +362,7 @@ fn rotation_end_to_end_against_the_edge() {
     assert!(!early.status.success(), "activated before the lead time");
     assert!(String::from_utf8_lossy(&early.stderr).contains("lead time"));
     assert_eq!(credential(&app).1, a, "A signs until B is activated");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !app.cli(&["keys", "activate", &b]).status.success() {
-        assert!(Instant::now() < deadline, "B never became activatable");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    app.activate_when_allowed(&b);
     let (cred_b, kid) = credential(&app);
     assert_eq!(kid, b, "new credentials are signed under B");
     wait("B active at the edge", || {
