@@ -1,0 +1,97 @@
+//! The load tool of issue 4 against the real daemon: what it reports agrees
+//! with what the daemon itself counted, and bad input is refused.
+
+use std::process::Command;
+
+use provii_circuits::encoding::hex_encode;
+use provii_e2e::{Appliance, binary};
+use serde_json::Value;
+
+/// Room for a short burst from one address and one client.
+const GENEROUS_LIMITS: &str = "[rate_limits]\nper_source_per_minute = 6000000\n\
+    per_client_per_minute = 6000000\nglobal_per_second = 100000\n";
+
+fn load(app: &Appliance, secret_file: &std::path::Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let out = Command::new(binary("provii-load"))
+        .args([
+            "--addr",
+            &app.addr,
+            "--client-id",
+            "load-bank",
+            "--secret-file",
+        ])
+        .arg(secret_file)
+        .args(["--connections", "3", "--seconds", "2"])
+        .args(extra)
+        .output()
+        .expect("provii-load runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), report)
+}
+
+/// The daemon's own count of answered requests on `route` with `status`.
+fn served(app: &Appliance, route: &str, status: u16) -> u64 {
+    let metrics = String::from_utf8_lossy(&app.get("/metrics").body).into_owned();
+    let series = format!("provii_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_load_tool_reports_what_the_daemon_served() {
+    let app = Appliance::start_with("load", GENEROUS_LIMITS);
+    let party = app.enrol_client("load-bank", false);
+    let secret_file = app.dir.join("load-bank.secret");
+    std::fs::write(&secret_file, hex_encode(&party.secret)).expect("secret file");
+    let pid = app.pid().expect("daemon pid").to_string();
+
+    let (code, report) = load(&app, &secret_file, &["--daemon-pid", &pid]);
+    assert_eq!(code, Some(0), "{report}");
+    let n = report["issuances"].as_u64().expect("issuances");
+    assert!(n > 0, "{report}");
+    assert_eq!(report["failures"], 0, "{report}");
+    assert_eq!(
+        served(&app, "/v1/issuance/blind", 200),
+        n,
+        "every issuance the tool counted, and no other, was served"
+    );
+    assert!(served(&app, "/v1/attestation/create", 201) >= n);
+    let ms = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+    assert!(ms("p50_ms") > 0.0 && ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("max_ms"));
+    for per_request in ["attestation", "issuance"] {
+        let (p50, p99) = (
+            ms(&format!("{per_request}_p50_ms")),
+            ms(&format!("{per_request}_p99_ms")),
+        );
+        assert!(p50 > 0.0 && p50 <= p99, "{per_request}: {report}");
+        // Each request is part of its iteration.
+        assert!(p50 <= ms("p50_ms"), "{per_request}: {report}");
+    }
+    assert!(ms("daemon_cpu_us_per_iteration") > 0.0, "{report}");
+    assert!(ms("load_tool_cpu_us_per_iteration") > 0.0, "{report}");
+}
+
+#[test]
+fn the_load_tool_refuses_what_it_cannot_use() {
+    let app = Appliance::start_with("load-refusals", GENEROUS_LIMITS);
+    app.enrol_client("load-bank", false);
+
+    // A secret that is not the client's: every attestation is refused.
+    let wrong = app.dir.join("wrong.secret");
+    std::fs::write(&wrong, hex_encode(&[7u8; 32])).expect("secret file");
+    let (code, report) = load(&app, &wrong, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["issuances"], 0, "{report}");
+    assert_eq!(served(&app, "/v1/issuance/blind", 200), 0);
+
+    let unreadable = app.dir.join("no-such.secret");
+    assert_eq!(load(&app, &unreadable, &[]).0, Some(2));
+    // A process id with no /proc entry (above the kernel's pid_max).
+    assert_eq!(
+        load(&app, &wrong, &["--daemon-pid", "4294967295"]).0,
+        Some(2)
+    );
+}
