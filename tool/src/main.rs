@@ -96,8 +96,8 @@ enum Command {
         cutoff_days: i32,
         #[arg(long)]
         rp_hash: String,
-        /// base64url
-        #[arg(long, allow_hyphen_values = true)]
+        /// 64 hex characters (the key's 32 bytes, as the circuit packs them)
+        #[arg(long)]
         issuer_vk: String,
         #[arg(long)]
         nullifier: String,
