@@ -643,13 +643,18 @@ mod tests {
         let parse = |args: &[&str]| {
             Cli::try_parse_from(["provii-appliance"].iter().chain(args)).map(|c| c.command)
         };
-        match parse(&["keys", "activate", "-yAbCdEfGhIjKlMnOpQ", "--force"]) {
-            Ok(Command::Keys(KeysCmd::Activate { kid, force })) => {
-                assert_eq!(kid, "-yAbCdEfGhIjKlMnOpQ");
-                assert!(force);
+        for args in [
+            ["keys", "activate", "-yAbCdEfGhIjKlMnOpQ", "--force"],
+            ["keys", "activate", "--force", "-yAbCdEfGhIjKlMnOpQ"],
+        ] {
+            match parse(&args) {
+                Ok(Command::Keys(KeysCmd::Activate { kid, force })) => {
+                    assert_eq!(kid, "-yAbCdEfGhIjKlMnOpQ", "{args:?}");
+                    assert!(force, "{args:?}");
+                }
+                Ok(_) => panic!("parsed as another command"),
+                Err(e) => panic!("refused: {e}"),
             }
-            Ok(_) => panic!("parsed as another command"),
-            Err(e) => panic!("refused: {e}"),
         }
         match parse(&["keys", "revoke", "-k", "--reason", "drill"]) {
             Ok(Command::Keys(KeysCmd::Revoke { kid, reason })) => {
