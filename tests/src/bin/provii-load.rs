@@ -201,14 +201,15 @@ fn main() -> ExitCode {
     let machine = machine_before
         .zip(MachineTimes::now())
         .and_then(|(before, after)| before.share_until(&after));
+    let used_since = |before: Option<Duration>, pid: Option<u32>| {
+        before
+            .zip(pid.and_then(process_cpu))
+            .map(|(before, after)| after.saturating_sub(before))
+    };
     // The tool shares the machine's cores with the daemon; what it takes
     // of them is part of the picture.
-    let load_cpu = load_before
-        .zip(process_cpu(std::process::id()))
-        .map(|(before, after)| after.saturating_sub(before));
-    let daemon_cpu = daemon_before
-        .zip(args.daemon_pid.and_then(process_cpu))
-        .map(|(before, after)| after.saturating_sub(before));
+    let load_cpu = used_since(load_before, Some(std::process::id()));
+    let daemon_cpu = used_since(daemon_before, args.daemon_pid);
     let collect = |pick: fn(&Tally) -> &Vec<Duration>| {
         let mut v: Vec<Duration> = tallies
             .iter()
@@ -224,6 +225,10 @@ fn main() -> ExitCode {
     );
     let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
     let n = iterations.len();
+    let per_iteration_us = |cpu: Option<Duration>| {
+        cpu.filter(|_| n > 0)
+            .map(|d| d.as_secs_f64() * 1e6 / n as f64)
+    };
     let report = serde_json::json!({
         "connections": args.connections,
         "seconds": elapsed,
@@ -239,12 +244,8 @@ fn main() -> ExitCode {
         "issuance_p99_ms": ms(&issuance, 0.99),
         "cpus_busy_percent": machine.map(|m| m.busy_percent),
         "steal_percent": machine.map(|m| m.steal_percent),
-        "daemon_cpu_us_per_iteration": daemon_cpu
-            .filter(|_| n > 0)
-            .map(|d| d.as_secs_f64() * 1e6 / n as f64),
-        "load_tool_cpu_us_per_iteration": load_cpu
-            .filter(|_| n > 0)
-            .map(|d| d.as_secs_f64() * 1e6 / n as f64),
+        "daemon_cpu_us_per_iteration": per_iteration_us(daemon_cpu),
+        "load_tool_cpu_us_per_iteration": per_iteration_us(load_cpu),
     });
     println!("{report}");
     if n == 0 {
