@@ -6,6 +6,14 @@
 //!
 //!   provii-load --addr 127.0.0.1:8080 --client-id demo-bank \
 //!       --secret-file state/demo-client.secret --connections 32 --seconds 20
+//!
+//! By default each connection starts its next iteration as soon as the last
+//! one ends (a closed loop: it measures the most the appliance can serve, and
+//! its latency is then set by the queue, `connections / throughput`). With
+//! `--rate R` the connections together start `R` iterations per second on a
+//! fixed schedule (an open loop), and an iteration's latency counts from its
+//! scheduled start, so time spent behind schedule is not hidden: the latency
+//! an integrator sees at that load.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -39,6 +47,32 @@ struct Args {
     /// The daemon's process id: reports its CPU time per iteration
     #[arg(long)]
     daemon_pid: Option<u32>,
+    /// Offer this many iterations per second in total, on a fixed schedule,
+    /// instead of as many as the connections can complete
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+/// When a connection starts its iterations.
+#[derive(Clone, Copy)]
+enum Schedule {
+    /// Each as soon as the previous one ends.
+    Closed,
+    /// Every `period` from `first`; connections are offset so that the
+    /// starts spread evenly over the period.
+    Fixed { first: Instant, period: Duration },
+}
+
+impl Schedule {
+    fn for_connection(rate: Option<f64>, connections: usize, index: usize, start: Instant) -> Self {
+        match rate {
+            None => Schedule::Closed,
+            Some(rate) => Schedule::Fixed {
+                first: start + Duration::from_secs_f64(index as f64 / rate),
+                period: Duration::from_secs_f64(connections as f64 / rate),
+            },
+        }
+    }
 }
 
 struct Conn {
@@ -104,7 +138,8 @@ struct Tally {
     failures: u64,
 }
 
-/// One attestation + issuance; `Ok(None)` when either was refused.
+/// One attestation + issuance; returns each request's own latency, or
+/// `Ok(None)` when either was refused.
 fn iteration(
     conn: &mut Conn,
     party: &IssuingParty,
@@ -121,21 +156,43 @@ fn iteration(
     let attested = Instant::now();
     let v: serde_json::Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let req = serde_json::json!({"attestation": v["attestation"], "r_bits": b64url_encode(&good_r_bits())});
+    let issuing = Instant::now();
     let (status, _) = conn.post("/v1/issuance/blind", &req.to_string())?;
-    Ok((status == 200).then(|| (attested - start, attested.elapsed())))
+    Ok((status == 200).then(|| (attested - start, issuing.elapsed())))
 }
 
-fn worker(args: &Args, party: &IssuingParty, deadline: Instant) -> Tally {
+fn worker(args: &Args, party: &IssuingParty, schedule: Schedule, deadline: Instant) -> Tally {
     let mut tally = Tally::default();
     let Ok(mut conn) = Conn::open(&args.addr) else {
         tally.failures += 1;
         return tally;
     };
-    while Instant::now() < deadline {
+    let mut due = match schedule {
+        Schedule::Closed => None,
+        Schedule::Fixed { first, .. } => Some(first),
+    };
+    loop {
+        let began = match (schedule, due) {
+            (Schedule::Fixed { period, .. }, Some(at)) => {
+                if at >= deadline {
+                    break;
+                }
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                due = Some(at + period);
+                at
+            }
+            _ => {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                now
+            }
+        };
         let dob = args.dob_days + (rand::random::<u16>() % 1000) as i32;
         match iteration(&mut conn, party, dob) {
             Ok(Some((attestation, issuance))) => {
-                tally.iterations.push(attestation + issuance);
+                tally.iterations.push(began.elapsed());
                 tally.attestation.push(attestation);
                 tally.issuance.push(issuance);
             }
@@ -173,6 +230,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) || args.connections == 0 {
+        eprintln!(
+            "provii-load: error: --rate must be a positive number and --connections at least 1"
+        );
+        return ExitCode::from(2);
+    }
     let party = IssuingParty {
         id: args.client_id.clone(),
         secret,
@@ -190,7 +253,11 @@ fn main() -> ExitCode {
     let load_before = process_cpu(std::process::id());
     let tallies: Vec<Tally> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..args.connections)
-            .map(|_| s.spawn(|| worker(&args, &party, deadline)))
+            .map(|i| {
+                let schedule = Schedule::for_connection(args.rate, args.connections, i, start);
+                let (args, party) = (&args, &party);
+                s.spawn(move || worker(args, party, schedule, deadline))
+            })
             .collect();
         handles
             .into_iter()
@@ -231,6 +298,7 @@ fn main() -> ExitCode {
     };
     let report = serde_json::json!({
         "connections": args.connections,
+        "offered_per_second": args.rate,
         "seconds": elapsed,
         "issuances": n,
         "failures": tallies.iter().map(|t| t.failures).sum::<u64>(),
