@@ -156,6 +156,16 @@ pub struct HttpConfig {
     /// its HSM probe as long. Default 5000.
     #[serde(default)]
     pub crypto_timeout_ms: Option<u64>,
+    /// Client connections served at once. Default 1024.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// How long a request's headers may take to arrive, and an idle
+    /// keep-alive connection may stay open. Default 10000.
+    #[serde(default)]
+    pub header_timeout_ms: Option<u64>,
+    /// How long a request's body may take to arrive. Default 10000.
+    #[serde(default)]
+    pub body_timeout_ms: Option<u64>,
 }
 
 impl HttpConfig {
@@ -168,6 +178,16 @@ impl HttpConfig {
     /// [`HttpConfig::crypto_timeout_ms`], or its default.
     pub fn crypto_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.crypto_timeout_ms.unwrap_or(5_000))
+    }
+
+    /// The connection limits, defaults filled in.
+    pub fn connection_limits(&self) -> crate::http_server::ConnectionLimits {
+        let ms = |v: Option<u64>| std::time::Duration::from_millis(v.unwrap_or(10_000));
+        crate::http_server::ConnectionLimits {
+            max_connections: self.max_connections.unwrap_or(1024),
+            header_timeout: ms(self.header_timeout_ms),
+            body_timeout: ms(self.body_timeout_ms),
+        }
     }
 }
 
@@ -322,6 +342,29 @@ impl Config {
                 format!("{ms} is outside 100..=60000"),
                 "leave it out for 5000, or give somewhat less than your clients' own timeout",
             ));
+        }
+        if let Some(n) = self.http.max_connections
+            && !(1..=65_536).contains(&n)
+        {
+            return Err(invalid(
+                "http.max_connections",
+                format!("{n} is outside 1..=65536"),
+                "leave it out for 1024; keep it below the service's LimitNOFILE",
+            ));
+        }
+        for (key, value) in [
+            ("http.header_timeout_ms", self.http.header_timeout_ms),
+            ("http.body_timeout_ms", self.http.body_timeout_ms),
+        ] {
+            if let Some(ms) = value
+                && !(100..=300_000).contains(&ms)
+            {
+                return Err(invalid(
+                    key,
+                    format!("{ms} is outside 100..=300000"),
+                    "leave it out for 10000, or give what your slowest legitimate client needs",
+                ));
+            }
         }
         if let Some(h) = &self.publication.http
             && !(h.url.starts_with("https://") || h.url.starts_with("http://"))

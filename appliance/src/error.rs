@@ -91,6 +91,15 @@ impl ApiError {
             "Content-Length required",
         )
     }
+    /// Not among WIRE.md's codes: only a client too slow to send its body
+    /// meets it, and the connection closes after it.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "the request body did not arrive in time",
+        )
+    }
     pub fn too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

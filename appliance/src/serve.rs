@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::db::{Db, meta_get};
 use crate::error::AppError;
 use crate::state::{App, now};
-use crate::tls::{self, PeerAddr};
-use crate::{admin, api, audit};
+use crate::tls;
+use crate::{admin, api, audit, http_server};
 
 /// Records the start, and a configuration change when the file's hash
 /// differs from the one recorded at the previous start.
@@ -66,30 +66,20 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| AppError::Refused(format!("cannot listen on {listen}: {e}")))?;
-    let router = api::router(app);
-    let served = match tls {
+    let router = api::router(app.clone());
+    let limits = app.config.http.connection_limits();
+    match tls {
         Some(config) => {
             tracing::info!(%listen, "provii-appliance listening (TLS)");
             let listener = tls::TlsListener::new(listener, config)
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<PeerAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+            http_server::serve(listener, router, limits, shutdown_signal()).await;
         }
         None => {
             tracing::info!(%listen, "provii-appliance listening (plain HTTP; put a TLS proxy in front)");
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<PeerAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+            http_server::serve(listener, router, limits, shutdown_signal()).await;
         }
-    };
-    served.map_err(|e| AppError::Internal(format!("server: {e}")))?;
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

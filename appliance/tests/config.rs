@@ -56,6 +56,23 @@ fn defaults_follow_the_spec() {
         std::time::Duration::from_secs(5),
         "the documented default"
     );
+    let limits = load_text(MINIMAL)
+        .expect("minimal")
+        .http
+        .connection_limits();
+    assert_eq!(
+        (
+            limits.max_connections,
+            limits.header_timeout,
+            limits.body_timeout
+        ),
+        (
+            1024,
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(10)
+        ),
+        "the documented defaults"
+    );
     let c = load_text(&MINIMAL.replace("[hsm]", "crypto_timeout_ms = 750\n[hsm]")).expect("set");
     assert_eq!(
         c.http.crypto_timeout(),
@@ -98,6 +115,18 @@ fn mistakes_name_the_key() {
         (
             MINIMAL.replace("[http]", "[officers]\nlockout_failures = 0\n[http]"),
             "officers.lockout_failures",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "max_connections = 0\n[hsm]"),
+            "http.max_connections",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "header_timeout_ms = 99\n[hsm]"),
+            "http.header_timeout_ms",
+        ),
+        (
+            MINIMAL.replace("[hsm]", "body_timeout_ms = 300001\n[hsm]"),
+            "http.body_timeout_ms",
         ),
     ];
     for (text, key) in cases {

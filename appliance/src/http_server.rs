@@ -1,0 +1,105 @@
+//! Serves the router on a listener with the limits a daemon facing the
+//! network needs and `axum::serve` does not set (it has no timer, so hyper's
+//! header timeout never runs): a cap on open connections, a deadline for
+//! each request's headers, which also closes a keep-alive connection left
+//! idle that long, and a deadline for its body ([`BodyTimeout`], applied by
+//! the JSON extractor). Without them a client that opens connections and
+//! sends a byte now and then holds file descriptors until the daemon can
+//! accept no one else.
+//!
+//! On shutdown it stops accepting, lets each connection finish the request
+//! it is serving, closes the idle ones, and returns when all have closed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+use crate::tls::PeerAddr;
+
+/// What one client may hold of the daemon.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections served at once; further ones wait in the kernel's
+    /// accept queue until one closes.
+    pub max_connections: usize,
+    /// For a request's headers to arrive, counted from when the connection
+    /// is ready for the request (so also an idle keep-alive's lifetime).
+    pub header_timeout: Duration,
+    /// For a request's body to arrive once its headers have.
+    pub body_timeout: Duration,
+}
+
+/// The body deadline, carried to the extractor on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) where
+    L: Listener<Addr = SocketAddr>,
+{
+    let slots = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let permits = Arc::new(Semaphore::new(slots as usize));
+    let (stop, stopping) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                let extensions = req.extensions_mut();
+                extensions.insert(ConnectInfo(PeerAddr(peer)));
+                extensions.insert(BodyTimeout(limits.body_timeout));
+                router.clone().oneshot(req.map(Body::new))
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a permit until it has closed.
+    let _ = permits.acquire_many(slots).await;
+}
