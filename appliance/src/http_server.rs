@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,11 +46,29 @@ pub struct ConnectionLimits {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(pub Duration);
 
+/// Counts a connection as open for as long as it lives.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// `open` counts the connections being served (for `/metrics`).
 pub async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: ConnectionLimits,
+    open: Arc<AtomicUsize>,
     shutdown: impl Future<Output = ()>,
 ) where
     L: Listener<Addr = SocketAddr>,
@@ -72,6 +91,7 @@ pub async fn serve<L>(
         };
         let router = router.clone();
         let mut stopping = stopping.clone();
+        let counted = OpenConnection::new(&open);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let extensions = req.extensions_mut();
@@ -95,6 +115,7 @@ pub async fn serve<L>(
                     let _ = conn.await;
                 }
             }
+            drop(counted);
             drop(permit);
         });
     }

@@ -68,16 +68,17 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
         .map_err(|e| AppError::Refused(format!("cannot listen on {listen}: {e}")))?;
     let router = api::router(app.clone());
     let limits = app.config.http.connection_limits();
+    let open = app.metrics.connections_open.clone();
     match tls {
         Some(config) => {
             tracing::info!(%listen, "provii-appliance listening (TLS)");
             let listener = tls::TlsListener::new(listener, config)
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            http_server::serve(listener, router, limits, shutdown_signal()).await;
+            http_server::serve(listener, router, limits, open, shutdown_signal()).await;
         }
         None => {
             tracing::info!(%listen, "provii-appliance listening (plain HTTP; put a TLS proxy in front)");
-            http_server::serve(listener, router, limits, shutdown_signal()).await;
+            http_server::serve(listener, router, limits, open, shutdown_signal()).await;
         }
     }
     tracing::info!("shut down cleanly");

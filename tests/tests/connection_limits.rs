@@ -64,6 +64,18 @@ fn an_idle_keep_alive_connection_is_closed() {
     let app = Appliance::start_with_http("idle-keep-alive", SHORT_DEADLINES);
     let mut s = connect(&app, Duration::from_secs(30));
     assert!(health_on(&mut s).starts_with("HTTP/1.1 200"));
+    let metrics = String::from_utf8_lossy(&app.get("/metrics").body).into_owned();
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    assert!(
+        gauge("provii_http_connections_open") >= Some(2.0),
+        "this one and the scrape's: {metrics}"
+    );
+    assert_eq!(gauge("provii_http_max_connections"), Some(1024.0));
     assert_eq!(read_until_closed(&mut s), "");
 }
 

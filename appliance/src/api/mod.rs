@@ -229,6 +229,18 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             number("max_attempts"),
         ),
         (
+            "provii_http_connections_open",
+            "Client connections being served (this scrape's included).",
+            app.metrics
+                .connections_open
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        (
+            "provii_http_max_connections",
+            "At most this many are served at once (http.max_connections).",
+            app.config.http.connection_limits().max_connections as f64,
+        ),
+        (
             "provii_crypto_waiting",
             "Requests waiting for a crypto thread (http.crypto_concurrency).",
             app.crypto.waiting() as f64,
