@@ -72,7 +72,7 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
     match tls {
         Some(config) => {
             tracing::info!(%listen, "provii-appliance listening (TLS)");
-            let listener = tls::TlsListener::new(listener, config)
+            let listener = tls::TlsListener::new(listener, config, &limits)
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             http_server::serve(listener, router, limits, open, shutdown_signal()).await;
         }

@@ -1,6 +1,7 @@
 //! TLS for the public listener (rustls, TLS 1.3 and 1.2 only). Handshakes
-//! run in tasks of their own with a deadline, so a slow or silent client
-//! cannot hold up `accept` for everyone else.
+//! run in tasks of their own with a deadline (`http.header_timeout_ms`), so
+//! a slow or silent client cannot hold up `accept` for everyone else, and
+//! no more of them than `http.max_connections`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,13 +13,12 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::error::AppError;
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::http_server::ConnectionLimits;
 
 /// Loads a PEM certificate chain and private key into a server config.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, AppError> {
@@ -57,12 +57,26 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    /// Handshakes get `limits.header_timeout` each, and at most
+    /// `limits.max_connections` connections are held between the TCP
+    /// accept and the HTTP server taking the finished stream: without the
+    /// cap, clients that connect and never say hello would each hold a
+    /// descriptor for the whole deadline, in unbounded number.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: &ConnectionLimits,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(256);
+        let in_handshake = Arc::new(Semaphore::new(limits.max_connections));
+        let deadline = limits.header_timeout;
         tokio::spawn(async move {
             loop {
+                let Ok(permit) = in_handshake.clone().acquire_owned().await else {
+                    return;
+                };
                 let (stream, addr) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -73,13 +87,14 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, addr)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
+                    drop(permit);
                 });
             }
         });
