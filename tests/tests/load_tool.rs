@@ -29,6 +29,16 @@ fn load(app: &Appliance, secret_file: &std::path::Path, extra: &[&str]) -> (Opti
     (out.status.code(), report)
 }
 
+/// An appliance with the client `load-bank` enrolled, and the file holding
+/// its secret.
+fn appliance_with_client(name: &str) -> (Appliance, std::path::PathBuf) {
+    let app = Appliance::start_with(name, GENEROUS_LIMITS);
+    let party = app.enrol_client("load-bank", false);
+    let secret_file = app.dir.join("load-bank.secret");
+    std::fs::write(&secret_file, hex_encode(&party.secret)).expect("secret file");
+    (app, secret_file)
+}
+
 /// The daemon's own count of answered requests on `route` with `status`.
 fn served(app: &Appliance, route: &str, status: u16) -> u64 {
     let metrics = String::from_utf8_lossy(&app.get("/metrics").body).into_owned();
@@ -42,10 +52,7 @@ fn served(app: &Appliance, route: &str, status: u16) -> u64 {
 
 #[test]
 fn the_load_tool_reports_what_the_daemon_served() {
-    let app = Appliance::start_with("load", GENEROUS_LIMITS);
-    let party = app.enrol_client("load-bank", false);
-    let secret_file = app.dir.join("load-bank.secret");
-    std::fs::write(&secret_file, hex_encode(&party.secret)).expect("secret file");
+    let (app, secret_file) = appliance_with_client("load");
     let pid = app.pid().expect("daemon pid").to_string();
 
     let (code, report) = load(&app, &secret_file, &["--daemon-pid", &pid]);
@@ -79,10 +86,7 @@ fn the_load_tool_reports_what_the_daemon_served() {
 /// speed (the count depends on the schedule, not on timing).
 #[test]
 fn at_a_fixed_rate_the_load_tool_runs_exactly_its_schedule() {
-    let app = Appliance::start_with("load-rate", GENEROUS_LIMITS);
-    let party = app.enrol_client("load-bank", false);
-    let secret_file = app.dir.join("load-bank.secret");
-    std::fs::write(&secret_file, hex_encode(&party.secret)).expect("secret file");
+    let (app, secret_file) = appliance_with_client("load-rate");
 
     let (code, report) = load(&app, &secret_file, &["--rate", "15"]);
     assert_eq!(code, Some(0), "{report}");
