@@ -11,6 +11,7 @@ pub mod crypto_pool;
 pub mod db;
 pub mod enrol;
 pub mod error;
+pub mod fd_limit;
 pub mod http_server;
 pub mod init;
 pub mod keys;

@@ -24,6 +24,9 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// Client connections open now, kept by `crate::http_server`.
     pub connections_open: Arc<AtomicUsize>,
+    /// The cap they are served under (`crate::fd_limit` may lower the
+    /// default).
+    pub connection_cap: AtomicUsize,
 }
 
 impl Metrics {

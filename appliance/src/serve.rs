@@ -10,7 +10,7 @@ use crate::db::{Db, meta_get};
 use crate::error::AppError;
 use crate::state::{App, now};
 use crate::tls;
-use crate::{admin, api, audit, http_server};
+use crate::{admin, api, audit, fd_limit, http_server};
 
 /// Records the start, and a configuration change when the file's hash
 /// differs from the one recorded at the previous start.
@@ -33,6 +33,11 @@ fn audit_start(app: &App, config_bytes: &[u8]) -> Result<(), AppError> {
 }
 
 pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError> {
+    let mut limits = config.http.connection_limits();
+    limits.max_connections = fd_limit::make_room(
+        limits.max_connections,
+        config.http.max_connections.is_some(),
+    )?;
     let db = Db::open(&config.db_path())?;
     if db.read_blocking(|c| meta_get(c, "initialized"))?.is_none() {
         return Err(AppError::Refused(format!(
@@ -67,7 +72,9 @@ pub async fn serve(config: Config, config_bytes: Vec<u8>) -> Result<(), AppError
         .await
         .map_err(|e| AppError::Refused(format!("cannot listen on {listen}: {e}")))?;
     let router = api::router(app.clone());
-    let limits = app.config.http.connection_limits();
+    app.metrics
+        .connection_cap
+        .store(limits.max_connections, std::sync::atomic::Ordering::Relaxed);
     let open = app.metrics.connections_open.clone();
     match tls {
         Some(config) => {

@@ -9,9 +9,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use provii_e2e::Appliance;
+use provii_e2e::{Appliance, binary, http};
 
 const SHORT_DEADLINES: &str = "header_timeout_ms = 500\nbody_timeout_ms = 500\n";
 
@@ -129,4 +130,81 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     let answer = read_until_closed(&mut third);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(health_on(&mut second).starts_with("HTTP/1.1 200"));
+}
+
+/// `serve` for `app`'s configuration under `prlimit --nofile=SOFT:HARD`.
+fn serve_with_open_files(app: &Appliance, soft: u64, hard: u64) -> Command {
+    let mut c = Command::new("prlimit");
+    c.arg(format!("--nofile={soft}:{hard}"))
+        .arg(binary("provii-appliance"))
+        .arg("--config")
+        .arg(&app.config)
+        .arg("serve")
+        .env("SOFTHSM2_CONF", &app.softhsm_conf)
+        .stdout(Stdio::null());
+    c
+}
+
+/// The daemon's soft open-files limit, from `/proc`.
+fn soft_open_files(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .expect("a numeric soft limit")
+}
+
+/// Starts `command`, waits for `/ready`, and returns the child with the
+/// cap `/metrics` reports.
+fn start_and_read_cap(app: &Appliance, mut command: Command) -> (Child, f64) {
+    let child = command.stderr(Stdio::null()).spawn().expect("prlimit runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http::get(&app.addr, "/ready").is_ok_and(|r| r.status == 200) {
+        assert!(Instant::now() < deadline, "daemon not ready under prlimit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = String::from_utf8_lossy(&app.get("/metrics").body).into_owned();
+    let cap = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("provii_http_max_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the cap gauge");
+    (child, cap)
+}
+
+#[test]
+fn the_daemon_makes_room_for_its_connections_or_says_why_it_cannot() {
+    let mut app = Appliance::start("open-files");
+    app.kill();
+
+    // A soft limit below the default cap's needs, a hard one above: raised.
+    let (mut child, cap) = start_and_read_cap(&app, serve_with_open_files(&app, 300, 8192));
+    assert_eq!(cap, 1024.0);
+    assert!(soft_open_files(child.id()) >= 1024 + 256);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A hard limit too low for the default cap: fewer connections, said so.
+    let (mut child, cap) = start_and_read_cap(&app, serve_with_open_files(&app, 300, 600));
+    assert_eq!(cap, 600.0 - 256.0);
+    assert_eq!(soft_open_files(child.id()), 600);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A configured cap the hard limit cannot hold: refused at start.
+    let configured =
+        Appliance::start_with_http("open-files-configured", "max_connections = 1024\n");
+    let mut configured = configured;
+    configured.kill();
+    let out = serve_with_open_files(&configured, 300, 600)
+        .output()
+        .expect("prlimit runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("http.max_connections") && stderr.contains("LimitNOFILE"),
+        "{stderr}"
+    );
 }

@@ -238,7 +238,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         (
             "provii_http_max_connections",
             "At most this many are served at once (http.max_connections).",
-            app.config.http.connection_limits().max_connections as f64,
+            app.metrics
+                .connection_cap
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
         ),
         (
             "provii_crypto_waiting",
