@@ -78,15 +78,7 @@ fn an_idle_keep_alive_connection_is_closed() {
     );
     // The default cap, unless this machine's hard open-files limit (which
     // the daemon inherits) is too low for it (`fd_limit`).
-    let hard = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find_map(|l| l.strip_prefix("Max open files"))
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|h| h.parse::<f64>().ok())
-        })
-        .unwrap_or(f64::INFINITY);
+    let hard = open_files("self", 1).map_or(f64::INFINITY, |h| h as f64);
     assert_eq!(
         gauge("provii_http_max_connections"),
         Some(1024f64.min(hard - 256.0))
@@ -159,15 +151,22 @@ fn serve_with_open_files(app: &Appliance, soft: u64, hard: u64) -> Command {
     c
 }
 
-/// The daemon's soft open-files limit, from `/proc`.
-fn soft_open_files(pid: u32) -> u64 {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    limits
+/// A process's open-files limit from `/proc/<process>/limits`: column 0
+/// the soft one, 1 the hard one; `None` when unlimited.
+fn open_files(process: &str, column: usize) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{process}/limits"))
+        .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|soft| soft.parse().ok())
-        .expect("a numeric soft limit")
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .nth(column)?
+        .parse()
+        .ok()
+}
+
+/// The daemon's soft open-files limit.
+fn soft_open_files(pid: u32) -> u64 {
+    open_files(&pid.to_string(), 0).expect("a numeric soft limit")
 }
 
 /// Starts `command`, waits for `/ready`, and returns the child with the
