@@ -182,7 +182,12 @@ impl HttpConfig {
 
     /// The connection limits, defaults filled in.
     pub fn connection_limits(&self) -> crate::http_server::ConnectionLimits {
-        let ms = |v: Option<u64>| std::time::Duration::from_millis(v.unwrap_or(10_000));
+        let ms = |v: Option<u64>| {
+            v.map_or(
+                crate::http_server::DEFAULT_TIMEOUT,
+                std::time::Duration::from_millis,
+            )
+        };
         crate::http_server::ConnectionLimits {
             max_connections: self.max_connections.unwrap_or(1024),
             header_timeout: ms(self.header_timeout_ms),

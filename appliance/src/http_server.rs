@@ -42,6 +42,9 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
 }
 
+/// The header and body deadlines when the configuration gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The body deadline, carried to the extractor on each request.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(pub Duration);

@@ -9,11 +9,9 @@ use axum::response::Response;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::http_server::BodyTimeout;
+use crate::http_server::{BodyTimeout, DEFAULT_TIMEOUT};
 
 pub const MAX_BODY: usize = 1 << 20;
-/// For a request that did not come through [`crate::http_server`].
-const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A JSON body that passed the content-type, length and parse checks.
@@ -46,7 +44,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let deadline = req
             .extensions()
             .get::<BodyTimeout>()
-            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+            .map_or(DEFAULT_TIMEOUT, |t| t.0);
         let bytes = tokio::time::timeout(deadline, to_bytes(req.into_body(), MAX_BODY))
             .await
             .map_err(|_| ApiError::body_timeout())?
