@@ -207,9 +207,8 @@ fn the_daemon_makes_room_for_its_connections_or_says_why_it_cannot() {
     let _ = child.wait();
 
     // A configured cap the hard limit cannot hold: refused at start.
-    let configured =
+    let mut configured =
         Appliance::start_with_http("open-files-configured", "max_connections = 1024\n");
-    let mut configured = configured;
     configured.kill();
     let out = serve_with_open_files(&configured, 300, 600)
         .output()

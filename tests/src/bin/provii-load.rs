@@ -58,9 +58,9 @@ struct Args {
 enum Schedule {
     /// Each as soon as the previous one ends.
     Closed,
-    /// Every `period` from `first`; connections are offset so that the
-    /// starts spread evenly over the period.
-    Fixed { first: Instant, period: Duration },
+    /// Every `period`, the next at `next`; connections are offset so that
+    /// the starts spread evenly over the period.
+    Fixed { next: Instant, period: Duration },
 }
 
 impl Schedule {
@@ -68,7 +68,7 @@ impl Schedule {
         match rate {
             None => Schedule::Closed,
             Some(rate) => Schedule::Fixed {
-                first: start + Duration::from_secs_f64(index as f64 / rate),
+                next: start + Duration::from_secs_f64(index as f64 / rate),
                 period: Duration::from_secs_f64(connections as f64 / rate),
             },
         }
@@ -161,27 +161,24 @@ fn iteration(
     Ok((status == 200).then(|| (attested - start, issuing.elapsed())))
 }
 
-fn worker(args: &Args, party: &IssuingParty, schedule: Schedule, deadline: Instant) -> Tally {
+fn worker(args: &Args, party: &IssuingParty, mut schedule: Schedule, deadline: Instant) -> Tally {
     let mut tally = Tally::default();
     let Ok(mut conn) = Conn::open(&args.addr) else {
         tally.failures += 1;
         return tally;
     };
-    let mut due = match schedule {
-        Schedule::Closed => None,
-        Schedule::Fixed { first, .. } => Some(first),
-    };
     loop {
-        let began = match (schedule, due) {
-            (Schedule::Fixed { period, .. }, Some(at)) => {
+        let began = match &mut schedule {
+            Schedule::Fixed { next, period } => {
+                let at = *next;
                 if at >= deadline {
                     break;
                 }
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                due = Some(at + period);
+                *next += *period;
                 at
             }
-            _ => {
+            Schedule::Closed => {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
