@@ -88,7 +88,13 @@ fn the_load_tool_reports_what_the_daemon_served() {
 fn at_a_fixed_rate_the_load_tool_runs_exactly_its_schedule() {
     let (app, secret_file) = appliance_with_client("load-rate");
 
-    let (code, report) = load(&app, &secret_file, &["--rate", "15"]);
+    let samples = app.dir.join("samples.csv");
+    let samples_arg = samples.to_str().expect("utf-8 path");
+    let (code, report) = load(
+        &app,
+        &secret_file,
+        &["--rate", "15", "--samples", samples_arg],
+    );
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["offered_per_second"], 15.0, "{report}");
     assert_eq!(report["failures"], 0, "{report}");
@@ -99,6 +105,37 @@ fn at_a_fixed_rate_the_load_tool_runs_exactly_its_schedule() {
         ms("p50_ms") > 0.0 && ms("p50_ms") <= ms("p99_ms"),
         "{report}"
     );
+
+    // Every iteration is in the samples, started when the schedule says:
+    // connection c's k-th start is c/15 s + k·(3/15) s after the run began.
+    let csv = std::fs::read_to_string(&samples).expect("samples written");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("connection,start_us,attestation_us,issuance_us")
+    );
+    let mut starts: Vec<(u64, u64)> = Vec::new();
+    for line in lines {
+        let fields: Vec<u64> = line
+            .split(',')
+            .map(|f| f.parse().expect("an integer field"))
+            .collect();
+        assert_eq!(fields.len(), 4, "{line}");
+        assert!(fields[2] > 0 && fields[3] > 0, "{line}");
+        starts.push((fields[0], fields[1]));
+    }
+    starts.sort();
+    let expected: Vec<(u64, u64)> = (0..3u64)
+        .flat_map(|c| (0..10u64).map(move |k| (c, c * 1_000_000 / 15 + k * 200_000)))
+        .collect();
+    assert_eq!(starts.len(), expected.len());
+    for ((c, got), (ec, want)) in starts.iter().zip(&expected) {
+        assert_eq!(c, ec);
+        assert!(
+            got.abs_diff(*want) <= 1,
+            "connection {c}: {got} µs, scheduled {want} µs"
+        );
+    }
 }
 
 #[test]
@@ -130,5 +167,16 @@ fn the_load_tool_refuses_what_it_cannot_use() {
             "--rate {rate}"
         );
     }
+    // A samples file it cannot create, likewise.
+    let nowhere = app.dir.join("no-such-dir").join("samples.csv");
+    assert_eq!(
+        load(
+            &app,
+            &wrong,
+            &["--samples", nowhere.to_str().expect("utf-8")]
+        )
+        .0,
+        Some(2)
+    );
     assert_eq!(served(&app, "/v1/attestation/create", 401), refused);
 }

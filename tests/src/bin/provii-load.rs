@@ -13,7 +13,8 @@
 //! `--rate R` the connections together start `R` iterations per second on a
 //! fixed schedule (an open loop), and an iteration's latency counts from its
 //! scheduled start, so time spent behind schedule is not hidden: the latency
-//! an integrator sees at that load.
+//! an integrator sees at that load. `--samples FILE` keeps every iteration
+//! (CSV), to see when the slow ones happened, not only how many there were.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -51,6 +52,10 @@ struct Args {
     /// instead of as many as the connections can complete
     #[arg(long)]
     rate: Option<f64>,
+    /// Also write every iteration as a CSV line to this file: connection,
+    /// start (µs from the run's start), attestation and issuance latency (µs)
+    #[arg(long)]
+    samples: Option<PathBuf>,
 }
 
 /// When a connection starts its iterations.
@@ -135,6 +140,8 @@ struct Tally {
     iterations: Vec<Duration>,
     attestation: Vec<Duration>,
     issuance: Vec<Duration>,
+    /// When each iteration began, from the run's start.
+    began: Vec<Duration>,
     failures: u64,
 }
 
@@ -161,7 +168,13 @@ fn iteration(
     Ok((status == 200).then(|| (attested - start, issuing.elapsed())))
 }
 
-fn worker(args: &Args, party: &IssuingParty, mut schedule: Schedule, deadline: Instant) -> Tally {
+fn worker(
+    args: &Args,
+    party: &IssuingParty,
+    mut schedule: Schedule,
+    start: Instant,
+    deadline: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let Ok(mut conn) = Conn::open(&args.addr) else {
         tally.failures += 1;
@@ -192,6 +205,7 @@ fn worker(args: &Args, party: &IssuingParty, mut schedule: Schedule, deadline: I
                 tally.iterations.push(began.elapsed());
                 tally.attestation.push(attestation);
                 tally.issuance.push(issuance);
+                tally.began.push(began - start);
             }
             Ok(None) => tally.failures += 1,
             Err(_) => {
@@ -204,6 +218,24 @@ fn worker(args: &Args, party: &IssuingParty, mut schedule: Schedule, deadline: I
         }
     }
     tally
+}
+
+fn write_samples(file: std::fs::File, tallies: &[Tally]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "connection,start_us,attestation_us,issuance_us")?;
+    for (connection, t) in tallies.iter().enumerate() {
+        for ((began, attestation), issuance) in t.began.iter().zip(&t.attestation).zip(&t.issuance)
+        {
+            writeln!(
+                out,
+                "{connection},{},{},{}",
+                began.as_micros(),
+                attestation.as_micros(),
+                issuance.as_micros()
+            )?;
+        }
+    }
+    out.flush()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -233,6 +265,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Created before the run, so that a path it cannot write is refused
+    // before any request is sent.
+    let samples = match &args.samples {
+        None => None,
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((file, path)),
+            Err(e) => {
+                eprintln!("provii-load: error: cannot create {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
     let party = IssuingParty {
         id: args.client_id.clone(),
         secret,
@@ -253,7 +297,7 @@ fn main() -> ExitCode {
             .map(|i| {
                 let schedule = Schedule::for_connection(args.rate, args.connections, i, start);
                 let (args, party) = (&args, &party);
-                s.spawn(move || worker(args, party, schedule, deadline))
+                s.spawn(move || worker(args, party, schedule, start, deadline))
             })
             .collect();
         handles
@@ -262,6 +306,12 @@ fn main() -> ExitCode {
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    if let Some((file, path)) = samples
+        && let Err(e) = write_samples(file, &tallies)
+    {
+        eprintln!("provii-load: error: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     let machine = machine_before
         .zip(MachineTimes::now())
         .and_then(|(before, after)| before.share_until(&after));
