@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, Params, Row};
 
 use crate::error::AppError;
+use crate::metrics::CommitMetrics;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -112,6 +113,7 @@ const MAX_BATCH: usize = 512;
 pub struct Db {
     jobs: std::sync::mpsc::Sender<Job>,
     read: Arc<Mutex<Connection>>,
+    commits: Arc<CommitMetrics>,
 }
 
 /// `PRAGMA wal_autocheckpoint` on every connection (SQLite's default: 1000).
@@ -150,13 +152,21 @@ impl Db {
         crate::audit::migrate(&writer)?;
         let read = open_connection(path)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let commits = Arc::new(CommitMetrics::default());
+        let kept = commits.clone();
         // Audit records are MACed in the HSM on this thread.
-        provii_hsm::threads::spawn("db-writer".into(), move || write_loop(writer, queue))
+        provii_hsm::threads::spawn("db-writer".into(), move || write_loop(writer, queue, &kept))
             .map_err(|e| AppError::Internal(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
             jobs,
             read: Arc::new(Mutex::new(read)),
+            commits,
         })
+    }
+
+    /// What the writer's commits have cost so far (for `/metrics`).
+    pub fn commit_metrics(&self) -> &CommitMetrics {
+        &self.commits
     }
 
     fn submit<T: Send + 'static>(
@@ -240,7 +250,7 @@ impl Db {
     }
 }
 
-fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
+fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>, metrics: &CommitMetrics) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -249,22 +259,31 @@ fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_cached("BEGIN IMMEDIATE", []) {
             // Without a batch transaction each job's savepoint commits alone.
             tracing::warn!(error = %e, "cannot begin a batch; committing jobs one by one");
             for job in batch {
+                let began = std::time::Instant::now();
                 let done = job(&conn);
-                done(crate::audit::seal_pending(&conn));
+                let sealed = crate::audit::seal_pending(&conn);
+                if sealed.is_ok() {
+                    metrics.observe(1, began.elapsed());
+                }
+                done(sealed);
             }
             continue;
         }
+        let jobs = batch.len();
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
         let commit = crate::audit::seal_pending(&conn).and_then(|()| {
             conn.execute_cached("COMMIT", [])
                 .map(|_| ())
                 .map_err(|e| AppError::Storage(format!("commit failed: {e}")))
         });
-        if commit.is_err() {
+        if commit.is_ok() {
+            metrics.observe(jobs, began.elapsed());
+        } else {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for done in completions {
@@ -322,4 +341,100 @@ pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, AppError
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// A database file of this test's own, removed with its log when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    fn series(metrics: &str, name: &str) -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn jobs_queued_behind_a_commit_share_the_next_one_and_the_metrics_say_so() {
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "provii-db-test-{}-group-commit.db",
+            std::process::id()
+        )));
+        let db = Db::open(&scratch.0).expect("open a scratch database");
+        let (replied, replies) = std::sync::mpsc::channel();
+        let reply = |replied: &std::sync::mpsc::Sender<bool>| {
+            let replied = replied.clone();
+            move |r: Result<(), AppError>| {
+                let _ = replied.send(r.is_ok());
+            }
+        };
+
+        // The first job holds the writer until five more are queued.
+        let (entered, writer_busy) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let gate = move |_: &Connection| {
+            let _ = entered.send(());
+            let _ = released.recv();
+            Ok(())
+        };
+        db.submit(gate, reply(&replied)).expect("submit");
+        writer_busy.recv().expect("the writer runs the first job");
+        for i in 0..5 {
+            let insert = move |c: &Connection| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, 'queued')",
+                    [format!("queued-{i}")],
+                )?;
+                Ok(())
+            };
+            db.submit(insert, reply(&replied)).expect("submit");
+        }
+        release.send(()).expect("release the writer");
+        for _ in 0..6 {
+            assert_eq!(replies.recv().ok(), Some(true));
+        }
+
+        let rendered = Metrics::default().render(db.commit_metrics(), &[]);
+        assert_eq!(
+            series(&rendered, "provii_db_commit_duration_seconds_count"),
+            Some(2.0),
+            "one commit for the gate, one for the five behind it:\n{rendered}"
+        );
+        assert_eq!(
+            series(&rendered, "provii_db_committed_jobs_total"),
+            Some(6.0),
+            "{rendered}"
+        );
+        assert_eq!(
+            series(
+                &rendered,
+                "provii_db_commit_duration_seconds_bucket{le=\"+Inf\"}"
+            ),
+            Some(2.0),
+            "{rendered}"
+        );
+        let queued: i64 = db
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM meta WHERE value = 'queued'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("read");
+        assert_eq!(queued, 5);
+    }
 }

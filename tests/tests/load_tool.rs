@@ -39,15 +39,22 @@ fn appliance_with_client(name: &str) -> (Appliance, std::path::PathBuf) {
     (app, secret_file)
 }
 
-/// The daemon's own count of answered requests on `route` with `status`.
-fn served(app: &Appliance, route: &str, status: u16) -> u64 {
-    let metrics = String::from_utf8_lossy(&app.get("/metrics").body).into_owned();
-    let series = format!("provii_http_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+fn metrics(app: &Appliance) -> String {
+    String::from_utf8_lossy(&app.get("/metrics").body).into_owned()
+}
+
+/// The value of the series named exactly `series` (name and labels).
+fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+}
+
+/// The daemon's own count of answered requests on `route` with `status`.
+fn served(app: &Appliance, route: &str, status: u16) -> u64 {
+    let series = format!("provii_http_requests_total{{route=\"{route}\",status=\"{status}\"}}");
+    value(&metrics(app), &series).map_or(0, |n| n as u64)
 }
 
 #[test]
@@ -79,6 +86,27 @@ fn the_load_tool_reports_what_the_daemon_served() {
     }
     assert!(ms("daemon_cpu_us_per_iteration") > 0.0, "{report}");
     assert!(ms("load_tool_cpu_us_per_iteration") > 0.0, "{report}");
+
+    // Each iteration waited for two durable writes (the attestation's
+    // nonce and record, the issuance's); the writer's commits account for
+    // them, a histogram whose buckets only grow and end at its count.
+    let m = metrics(&app);
+    let commit = |s: &str| value(&m, &format!("provii_db_commit_duration_seconds{s}"));
+    let commits = commit("_count").expect("commit count");
+    let jobs = value(&m, "provii_db_committed_jobs_total").expect("jobs");
+    assert!(
+        commits > 0.0 && jobs >= 2.0 * n as f64 && jobs >= commits,
+        "{m}"
+    );
+    assert!(commit("_sum").is_some_and(|s| s > 0.0), "{m}");
+    let buckets: Vec<f64> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("provii_db_commit_duration_seconds_bucket{le=\""))
+        .filter_map(|l| l.split_once("} ")?.1.parse().ok())
+        .collect();
+    assert!(buckets.len() > 2, "{m}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{m}");
+    assert_eq!(buckets.last().copied(), Some(commits), "{m}");
 }
 
 /// With `--rate` every scheduled iteration runs, however late: 15 per

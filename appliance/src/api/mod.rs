@@ -254,7 +254,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        app.metrics.render(&gauges),
+        app.metrics.render(app.db.commit_metrics(), &gauges),
     )
         .into_response()
 }
