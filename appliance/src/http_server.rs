@@ -29,6 +29,15 @@ use tower::ServiceExt;
 
 use crate::tls::PeerAddr;
 
+/// How much of an unfinished request head (request line and headers) hyper
+/// buffers before it answers 431 and closes the connection. A head that
+/// arrives in one large read can overshoot it (by up to about as much
+/// again), so it bounds memory rather than fixing a size. hyper's default,
+/// about 400 KB, would let the connection cap's 1 024 clients pin some
+/// 400 MB between them; no client of the appliance sends more than a few
+/// hundred bytes of headers.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// What one client may hold of the daemon.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -105,7 +114,8 @@ pub async fn serve<L>(
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
             let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
             tokio::select! {
                 result = conn.as_mut() => {
