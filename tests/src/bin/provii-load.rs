@@ -134,14 +134,22 @@ impl Conn {
     }
 }
 
+/// One completed iteration.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// When it began (with `--rate`, when it was scheduled to), from the
+    /// run's start.
+    began: Duration,
+    /// Attestation + issuance, counted from `began`.
+    iteration: Duration,
+    attestation: Duration,
+    issuance: Duration,
+}
+
+/// What one connection did.
 #[derive(Default)]
 struct Tally {
-    /// Attestation + issuance, per iteration.
-    iterations: Vec<Duration>,
-    attestation: Vec<Duration>,
-    issuance: Vec<Duration>,
-    /// When each iteration began, from the run's start.
-    began: Vec<Duration>,
+    samples: Vec<Sample>,
     failures: u64,
 }
 
@@ -202,10 +210,12 @@ fn worker(
         let dob = args.dob_days + (rand::random::<u16>() % 1000) as i32;
         match iteration(&mut conn, party, dob) {
             Ok(Some((attestation, issuance))) => {
-                tally.iterations.push(began.elapsed());
-                tally.attestation.push(attestation);
-                tally.issuance.push(issuance);
-                tally.began.push(began - start);
+                tally.samples.push(Sample {
+                    began: began - start,
+                    iteration: began.elapsed(),
+                    attestation,
+                    issuance,
+                });
             }
             Ok(None) => tally.failures += 1,
             Err(_) => {
@@ -224,14 +234,13 @@ fn write_samples(file: std::fs::File, tallies: &[Tally]) -> std::io::Result<()> 
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "connection,start_us,attestation_us,issuance_us")?;
     for (connection, t) in tallies.iter().enumerate() {
-        for ((began, attestation), issuance) in t.began.iter().zip(&t.attestation).zip(&t.issuance)
-        {
+        for s in &t.samples {
             writeln!(
                 out,
                 "{connection},{},{},{}",
-                began.as_micros(),
-                attestation.as_micros(),
-                issuance.as_micros()
+                s.began.as_micros(),
+                s.attestation.as_micros(),
+                s.issuance.as_micros()
             )?;
         }
     }
@@ -324,18 +333,18 @@ fn main() -> ExitCode {
     // of them is part of the picture.
     let load_cpu = used_since(load_before, Some(std::process::id()));
     let daemon_cpu = used_since(daemon_before, args.daemon_pid);
-    let collect = |pick: fn(&Tally) -> &Vec<Duration>| {
+    let sorted = |pick: fn(&Sample) -> Duration| {
         let mut v: Vec<Duration> = tallies
             .iter()
-            .flat_map(|t| pick(t).iter().copied())
+            .flat_map(|t| t.samples.iter().map(pick))
             .collect();
         v.sort();
         v
     };
     let (iterations, attestation, issuance) = (
-        collect(|t| &t.iterations),
-        collect(|t| &t.attestation),
-        collect(|t| &t.issuance),
+        sorted(|s| s.iteration),
+        sorted(|s| s.attestation),
+        sorted(|s| s.issuance),
     );
     let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
     let n = iterations.len();
