@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Params, Row};
 
@@ -95,7 +96,12 @@ impl CachedStatements for Connection {
 const STATEMENT_CACHE: usize = 64;
 
 type Completion = Box<dyn FnOnce(Result<(), AppError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// A write waiting for the writer, and when it was queued.
+struct Job {
+    queued: Instant,
+    run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
+}
 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 512;
@@ -174,7 +180,7 @@ impl Db {
         f: impl FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
         reply: impl FnOnce(Result<T, AppError>) + Send + 'static,
     ) -> Result<(), AppError> {
-        let job: Job = Box::new(move |conn| {
+        let run = Box::new(move |conn: &Connection| -> Completion {
             let result = match conn.execute_cached("SAVEPOINT job", []) {
                 Ok(_) => {
                     let result = f(conn);
@@ -198,6 +204,10 @@ impl Db {
                 })
             })
         });
+        let job = Job {
+            queued: Instant::now(),
+            run,
+        };
         self.jobs
             .send(job)
             .map_err(|_| AppError::Storage("the database writer has stopped".into()))
@@ -259,30 +269,30 @@ fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Job>, metrics: 
                 Err(_) => break,
             }
         }
-        let began = std::time::Instant::now();
+        let began = Instant::now();
+        let waited: Vec<Duration> = batch.iter().map(|job| began - job.queued).collect();
         if let Err(e) = conn.execute_cached("BEGIN IMMEDIATE", []) {
             // Without a batch transaction each job's savepoint commits alone.
             tracing::warn!(error = %e, "cannot begin a batch; committing jobs one by one");
             for job in batch {
-                let began = std::time::Instant::now();
-                let done = job(&conn);
+                let began = Instant::now();
+                let done = (job.run)(&conn);
                 let sealed = crate::audit::seal_pending(&conn);
                 if sealed.is_ok() {
-                    metrics.observe(1, began.elapsed());
+                    metrics.observe(&[began - job.queued], began.elapsed());
                 }
                 done(sealed);
             }
             continue;
         }
-        let jobs = batch.len();
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
+        let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit = crate::audit::seal_pending(&conn).and_then(|()| {
             conn.execute_cached("COMMIT", [])
                 .map(|_| ())
                 .map_err(|e| AppError::Storage(format!("commit failed: {e}")))
         });
         if commit.is_ok() {
-            metrics.observe(jobs, began.elapsed());
+            metrics.observe(&waited, began.elapsed());
         } else {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -402,6 +412,10 @@ mod tests {
             };
             db.submit(insert, reply(&replied)).expect("submit");
         }
+        // Held this long after the five were queued, each waited at least
+        // as long for the writer.
+        let held = Duration::from_millis(60);
+        std::thread::sleep(held);
         release.send(()).expect("release the writer");
         for _ in 0..6 {
             assert_eq!(replies.recv().ok(), Some(true));
@@ -424,6 +438,24 @@ mod tests {
                 "provii_db_commit_duration_seconds_bucket{le=\"+Inf\"}"
             ),
             Some(2.0),
+            "{rendered}"
+        );
+        assert_eq!(
+            series(&rendered, "provii_db_queue_wait_seconds_count"),
+            Some(6.0),
+            "{rendered}"
+        );
+        let quick = series(
+            &rendered,
+            "provii_db_queue_wait_seconds_bucket{le=\"0.05\"}",
+        );
+        assert!(
+            quick.is_some_and(|n| n <= 1.0),
+            "only the first job can have waited under 50 ms:\n{rendered}"
+        );
+        let total = series(&rendered, "provii_db_queue_wait_seconds_sum");
+        assert!(
+            total.is_some_and(|t| t >= 5.0 * held.as_secs_f64()),
             "{rendered}"
         );
         let queued: i64 = db

@@ -13,10 +13,10 @@ const REQUEST_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Upper bounds (seconds) of the commit buckets: a group commit on a
+/// Upper bounds (seconds) of the database buckets: a group commit on a
 /// healthy disk takes about a millisecond, and the `fsync` stalls a virtual
 /// disk has from time to time (3–20 ms here, BENCHMARKS.md) show as the
-/// buckets above.
+/// buckets above; a write waits for the writer about as long.
 const COMMIT_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
 ];
@@ -67,39 +67,52 @@ impl Histogram {
 }
 
 /// What the database writer's group commits cost, kept by `crate::db`'s
-/// writer thread: the time from a batch's `BEGIN` to its `COMMIT` returning
-/// (the jobs, the audit seal, the log write, its `fsync`, and a checkpoint
-/// when one falls due), and how many jobs the commits carried. Every
-/// request that changes state waits for one such commit, so a slow disk
-/// shows here first.
+/// writer thread. Every request that changes state waits twice: for the
+/// writer to take it into a batch, then for that batch's commit (the jobs,
+/// the audit seal, the log write, its `fsync`, and a checkpoint when one
+/// falls due). A slow disk shows in the second first; a writer that cannot
+/// keep up, in the first.
 pub struct CommitMetrics {
-    duration: Mutex<Histogram>,
+    histograms: Mutex<CommitHistograms>,
     jobs: AtomicU64,
+}
+
+struct CommitHistograms {
+    /// Per committed job: from being queued to its batch's `BEGIN`.
+    queue_wait: Histogram,
+    /// Per commit: from `BEGIN` to `COMMIT` returning.
+    duration: Histogram,
 }
 
 impl Default for CommitMetrics {
     fn default() -> Self {
         Self {
-            duration: Mutex::new(Histogram::new(COMMIT_BUCKETS)),
+            histograms: Mutex::new(CommitHistograms {
+                queue_wait: Histogram::new(COMMIT_BUCKETS),
+                duration: Histogram::new(COMMIT_BUCKETS),
+            }),
             jobs: AtomicU64::new(0),
         }
     }
 }
 
 impl CommitMetrics {
-    pub fn observe(&self, jobs: usize, took: Duration) {
-        self.jobs.fetch_add(jobs as u64, Ordering::Relaxed);
-        self.duration
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .observe(took);
+    /// One commit that took `took`, of jobs that had waited `waited` each.
+    pub fn observe(&self, waited: &[Duration], took: Duration) {
+        self.jobs.fetch_add(waited.len() as u64, Ordering::Relaxed);
+        let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        for wait in waited {
+            h.queue_wait.observe(*wait);
+        }
+        h.duration.observe(took);
     }
 
     fn render(&self, out: &mut String) {
+        let h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP provii_db_queue_wait_seconds How long each committed write waited for the database writer to begin its batch.\n# TYPE provii_db_queue_wait_seconds histogram\n");
+        h.queue_wait.render(out, "provii_db_queue_wait_seconds", "");
         out.push_str("# HELP provii_db_commit_duration_seconds Group commits of the database writer, durable on disk.\n# TYPE provii_db_commit_duration_seconds histogram\n");
-        self.duration
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        h.duration
             .render(out, "provii_db_commit_duration_seconds", "");
         let _ = writeln!(
             out,

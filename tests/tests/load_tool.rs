@@ -99,6 +99,12 @@ fn the_load_tool_reports_what_the_daemon_served() {
         "{m}"
     );
     assert!(commit("_sum").is_some_and(|s| s > 0.0), "{m}");
+    // Each committed job's wait for the writer is counted once.
+    assert_eq!(
+        value(&m, "provii_db_queue_wait_seconds_count"),
+        Some(jobs),
+        "{m}"
+    );
     let buckets: Vec<f64> = m
         .lines()
         .filter_map(|l| l.strip_prefix("provii_db_commit_duration_seconds_bucket{le=\""))
