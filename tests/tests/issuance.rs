@@ -193,6 +193,14 @@ fn client_refusals_change_nothing() {
         .status,
         401
     );
+    // A signed timestamp as far from now as an i64 allows: i64::MIN + now
+    // lies exactly i64::MIN seconds away, whose absolute value does not fit
+    // (a skew check computing it would wrap to "no skew" or panic).
+    let r = app.post(
+        "/v1/attestation/create",
+        &bank.request(adult, i64::MIN + now(), &random_hex32()),
+    );
+    assert_eq!((r.status, r.code().as_str()), (401, "UNAUTHORIZED"));
     // Replayed auth nonce: the first succeeds, the replay is 409.
     let nonce = random_hex32();
     assert_eq!(

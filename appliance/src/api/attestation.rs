@@ -31,7 +31,7 @@ use crate::db::CachedStatements;
 use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
-const REQUEST_SKEW: i64 = 30;
+const REQUEST_SKEW: u64 = 30;
 const AUTH_NONCE_TTL: i64 = 300;
 const ADULT_DAYS: i64 = 6574;
 const ATTESTATION_LIFETIME: i64 = 3600;
@@ -178,7 +178,8 @@ pub async fn create(
     let nonce: [u8; 32] = hex_decode_array(&a.nonce, "nonce").map_err(|_| {
         ApiError::bad_request("authorizer.nonce must be 64 lowercase hex characters")
     })?;
-    if (a.timestamp - now).abs() > REQUEST_SKEW {
+    // `abs_diff`: the timestamp is the client's, and may be any i64.
+    if a.timestamp.abs_diff(now) > REQUEST_SKEW {
         return Err(ApiError::unauthorized_because(
             "request timestamp is outside ±30 s of the server clock",
         ));
