@@ -8,6 +8,10 @@ use provii_circuits::constants::{AGE_SCHEMA, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY
 use provii_hsm::HsmConfig;
 use serde::Deserialize;
 
+const ONE_YEAR_SECONDS: u64 = 365 * 86_400;
+/// Ten years: a signing key in use longer than that is a mistake.
+const MAX_ROTATION_DAYS: u64 = 3_650;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -398,11 +402,21 @@ impl Config {
                 "7300 (20 years) is the spec's recommendation",
             ));
         }
-        if self.publication.rotation_days == 0 {
+        // Upper bounds keep the arithmetic on these (seconds added to the
+        // clock as i64) exact, and catch a unit mistake.
+        let p = &self.publication;
+        if p.rotation_days == 0 || p.rotation_days > MAX_ROTATION_DAYS {
             return Err(invalid(
                 "publication.rotation_days",
-                "0 would rotate continuously",
+                format!("{} is outside 1..={MAX_ROTATION_DAYS}", p.rotation_days),
                 "180 is the spec's recommendation",
+            ));
+        }
+        if p.lead_time_seconds > ONE_YEAR_SECONDS {
+            return Err(invalid(
+                "publication.lead_time_seconds",
+                format!("{} is over a year", p.lead_time_seconds),
+                "3600 covers the edge verifier's cache (WIRE.md §6)",
             ));
         }
         let o = &self.officers;
@@ -411,6 +425,20 @@ impl Config {
                 "officers.lockout_failures",
                 "0 would lock every officer",
                 "use 5 (the deployed value)",
+            ));
+        }
+        if o.lockout_seconds == 0 || o.lockout_seconds > ONE_YEAR_SECONDS {
+            return Err(invalid(
+                "officers.lockout_seconds",
+                format!("{} is outside 1..={ONE_YEAR_SECONDS}", o.lockout_seconds),
+                "use 900 (the deployed value); `officers unlock` lifts a lockout early",
+            ));
+        }
+        if o.max_failures_per_source_per_hour == 0 {
+            return Err(invalid(
+                "officers.max_failures_per_source_per_hour",
+                "0 would refuse every authentication",
+                "use 30 (the default)",
             ));
         }
         let r = &self.rate_limits;

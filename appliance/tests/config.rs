@@ -117,6 +117,36 @@ fn mistakes_name_the_key() {
             "officers.lockout_failures",
         ),
         (
+            MINIMAL.replace("[http]", "[officers]\nlockout_seconds = 0\n[http]"),
+            "officers.lockout_seconds",
+        ),
+        // As an i64 this is -1: the lockout would end before it began.
+        (
+            MINIMAL.replace(
+                "[http]",
+                "[officers]\nlockout_seconds = 18446744073709551615\n[http]",
+            ),
+            "officers.lockout_seconds",
+        ),
+        (
+            MINIMAL.replace(
+                "[http]",
+                "[officers]\nmax_failures_per_source_per_hour = 0\n[http]",
+            ),
+            "officers.max_failures_per_source_per_hour",
+        ),
+        (
+            MINIMAL.replace("[http]", "[publication]\nrotation_days = 3651\n[http]"),
+            "publication.rotation_days",
+        ),
+        (
+            MINIMAL.replace(
+                "[http]",
+                "[publication]\nlead_time_seconds = 9223372036854775808\n[http]",
+            ),
+            "publication.lead_time_seconds",
+        ),
+        (
             MINIMAL.replace("[hsm]", "max_connections = 0\n[hsm]"),
             "http.max_connections",
         ),
