@@ -74,6 +74,16 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "not found")
     }
+    /// Not among WIRE.md's codes; the envelope keeps every error readable
+    /// the same way, and the `Allow` header (set by the router) says what
+    /// the path takes.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed",
+        )
+    }
     pub fn conflict(message: &'static str) -> Self {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
     }

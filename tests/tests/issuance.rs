@@ -367,6 +367,22 @@ fn request_rules() {
     assert_eq!((r.status, r.code().as_str()), (411, "LENGTH_REQUIRED"));
     let r = app.get("/nope");
     assert_eq!((r.status, r.code().as_str()), (404, "NOT_FOUND"));
+    // A known path with a method it does not take: 405, Allow, envelope.
+    let r = app.get("/v1/challenge");
+    assert_eq!(
+        (r.status, r.code().as_str(), r.header("allow")),
+        (405, "METHOD_NOT_ALLOWED", Some("POST"))
+    );
+    assert!(r.header("x-request-id").is_some());
+    let r = http::request(
+        &app.addr,
+        "POST",
+        "/health",
+        Some("application/json"),
+        b"{}",
+    )
+    .expect("http");
+    assert_eq!((r.status, r.code().as_str()), (405, "METHOD_NOT_ALLOWED"));
     assert!(r.header("x-request-id").is_some());
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     let r = app.get("/v1/jwks.json");

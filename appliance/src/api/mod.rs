@@ -42,6 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { Redirect::permanent("/.well-known/jwks.json") }),
         )
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn(request::request_rules))
