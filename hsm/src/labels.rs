@@ -21,28 +21,29 @@ use crate::error::{HsmError, Result};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectLabel(String);
 
+/// A part as given: 1-128 characters of the id alphabet (WIRE.md §2),
+/// which includes `/`.
 fn valid_part(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'@' | b'%')
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'@' | b'/')
         })
 }
 
-/// Ids may contain `/` (WIRE.md §2) but `/` separates label parts; `%` is not
-/// in the id alphabet, so `%2F` is unambiguous.
-fn escape_slash(id: &str) -> String {
-    id.replace('/', "%2F")
-}
-
 impl ObjectLabel {
+    /// `/` separates label parts, so inside a part it is written `%2F`;
+    /// `%` is outside the alphabet, so the escape is unambiguous. Parts are
+    /// checked before escaping: every id the protocol allows has a label,
+    /// even one of 128 characters with slashes in it.
     fn build(kind: &'static str, parts: &[&str]) -> Result<Self> {
         if !parts.iter().all(|p| valid_part(p)) {
             return Err(HsmError::InvalidInput {
                 operation: "object label",
-                detail: "label parts are 1-128 characters of A-Z a-z 0-9 - _ : . @",
+                detail: "label parts are 1-128 characters of A-Z a-z 0-9 - _ : . / @",
             });
         }
-        Ok(Self(format!("provii/{kind}/{}", parts.join("/"))))
+        let escaped: Vec<String> = parts.iter().map(|p| p.replace('/', "%2F")).collect();
+        Ok(Self(format!("provii/{kind}/{}", escaped.join("/"))))
     }
 
     /// The class of the object that does this label's work: the private
@@ -66,16 +67,10 @@ impl ObjectLabel {
         Self::build("publisher", &[id])
     }
     pub fn officer(officer_id: &str, generation: u32) -> Result<Self> {
-        Self::build(
-            "officer",
-            &[&escape_slash(officer_id), &generation.to_string()],
-        )
+        Self::build("officer", &[officer_id, &generation.to_string()])
     }
     pub fn client(client_id: &str, generation: u32) -> Result<Self> {
-        Self::build(
-            "client",
-            &[&escape_slash(client_id), &generation.to_string()],
-        )
+        Self::build("client", &[client_id, &generation.to_string()])
     }
     pub fn audit_mac(generation: u32) -> Self {
         Self(format!("provii/audit-mac/{generation}"))
@@ -104,5 +99,44 @@ impl fmt::Display for ObjectLabel {
 impl fmt::Debug for ObjectLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slashes_in_ids_are_escaped_and_the_rest_kept() {
+        let label = ObjectLabel::client("bank/eu:1@x.y_z-2", 3).map(|l| l.0);
+        assert_eq!(
+            label.ok().as_deref(),
+            Some("provii/client/bank%2Feu:1@x.y_z-2/3")
+        );
+        let label = ObjectLabel::officer("alice", 1).map(|l| l.0);
+        assert_eq!(label.ok().as_deref(), Some("provii/officer/alice/1"));
+    }
+
+    #[test]
+    fn every_id_length_the_protocol_allows_has_a_label() {
+        // 128 characters is the id limit (WIRE.md §2); escaping makes these
+        // up to three times longer, which must not matter.
+        for id in ["a".repeat(128), "/".repeat(128), "a/".repeat(64)] {
+            assert!(ObjectLabel::client(&id, 1).is_ok(), "{id}");
+            assert!(ObjectLabel::officer(&id, u32::MAX).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn ids_outside_the_alphabet_or_length_have_none() {
+        // `%` is the escape character: a raw one would make two ids share
+        // a label ("a%2Fb" and "a/b").
+        for id in ["", &"a".repeat(129), "a%2Fb", "a b", "é", "a\0"] {
+            assert!(ObjectLabel::client(id, 1).is_err(), "{id:?}");
+        }
+        assert_ne!(
+            ObjectLabel::client("a/b", 1).ok(),
+            ObjectLabel::client("a_b", 1).ok()
+        );
     }
 }

@@ -71,6 +71,14 @@ fn client_path_end_to_end_and_on_the_v0_alias() {
     let issued = app.post("/v0/issuance/blind", &json!({"attestation": att.json()["attestation"], "r_bits": b64url_encode(&r), "future_field": 1}));
     assert_eq!(issued.status, 200, "{:?}", issued.json());
     check_credential(&issued.json()["credential"], dob, &r);
+    // The longest id WIRE.md allows, slashes and all, enrols and attests
+    // (its HSM label spells each `/` as `%2F`, three times as long).
+    let long = app.enrol_client(&format!("b/{}", "/x".repeat(63)), false);
+    let att = app.post(
+        "/v1/attestation/create",
+        &long.request(dob, now(), &random_hex32()),
+    );
+    assert_eq!(att.status, 201, "{:?}", att.json());
 }
 
 #[test]
