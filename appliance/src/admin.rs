@@ -10,9 +10,11 @@
 //! are audited and change nothing.
 
 use std::io::{BufRead, BufReader, Write};
+use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use provii_circuits::encoding::{hex_decode_array, hex_encode};
 use provii_hsm::ObjectLabel;
@@ -22,7 +24,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::{self, Event, Severity};
 use crate::enrol;
@@ -30,6 +33,16 @@ use crate::error::{ApiError, AppError};
 use crate::state::{App, now};
 
 const MAX_REQUEST: usize = 64 * 1024;
+/// Calls served at once. More are told the socket is busy, so that local
+/// callers cannot use up the descriptors kept for them
+/// ([`crate::fd_limit::RESERVED`]) and starve the HSM and the database.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a caller has to send its request line.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest a rotated client secret's predecessor keeps working.
+const MAX_SECRET_OVERLAP: i64 = 30 * 86_400;
+const MAX_TAIL_LINES: i64 = 1_000_000;
 const CHALLENGE_TTL: i64 = 120;
 const MFA_DST: &[u8] = b"provii.admin.mfa.v1";
 
@@ -88,22 +101,48 @@ pub async fn serve(app: Arc<App>, path: &Path) -> Result<(), AppError> {
         .map_err(|e| AppError::Internal(format!("bind {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| AppError::Internal(format!("chmod {}: {e}", path.display())))?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, typically: wait rather than spin.
+                tracing::warn!(error = %e, "admin socket: accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
+        let slot = slots.clone().try_acquire_owned().ok();
+        tokio::spawn(answer_connection(app.clone(), stream, slot));
+    }
+}
+
+/// Reads one request line, answers it with one line and closes. Without a
+/// slot the caller is told the socket is busy, at once.
+async fn answer_connection(app: Arc<App>, stream: UnixStream, slot: Option<OwnedSemaphorePermit>) {
+    let (read, mut write) = stream.into_split();
+    let answer = match slot {
+        None => refusal(format!(
+            "the admin socket is busy ({MAX_CONNECTIONS} calls in progress); try again"
+        )),
+        Some(_held) => {
             let mut line = String::new();
             let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST as u64);
-            let answer = match reader.read_line(&mut line).await {
-                Ok(_) => handle(app, &line).await,
-                Err(e) => json!({"ok": false, "error": format!("read: {e}")}),
-            };
-            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
-        });
-    }
+            match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
+                Err(_) => refusal(format!(
+                    "no request line within {} s",
+                    READ_TIMEOUT.as_secs()
+                )),
+                Ok(Err(e)) => refusal(format!("read: {e}")),
+                Ok(Ok(_)) => handle(app, &line).await,
+            }
+        }
+    };
+    let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+fn refusal(error: impl Into<String>) -> Value {
+    json!({"ok": false, "error": error.into()})
 }
 
 fn str_arg<'a>(req: &'a Value, key: &str) -> Result<&'a str, AppError> {
@@ -112,17 +151,60 @@ fn str_arg<'a>(req: &'a Value, key: &str) -> Result<&'a str, AppError> {
         .ok_or_else(|| ApiError::bad_request(format!("missing string argument {key:?}")).into())
 }
 
+/// An optional flag: absent or null is `default`; any other type is
+/// refused, not read as the default.
+fn opt_bool(req: &Value, key: &str, default: bool) -> Result<bool, AppError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| ApiError::bad_request(format!("{key} must be true or false")).into()),
+    }
+}
+
+/// An optional integer in `range`: absent or null is `default`; anything
+/// else outside the range is refused rather than clamped.
+fn opt_int(
+    req: &Value,
+    key: &str,
+    default: i64,
+    range: RangeInclusive<i64>,
+) -> Result<i64, AppError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_i64().filter(|n| range.contains(n)).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{key} must be an integer from {} to {}",
+                range.start(),
+                range.end()
+            ))
+            .into()
+        }),
+    }
+}
+
+/// An optional string: absent or null is `None`.
+fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, AppError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{key} must be a string")).into()),
+    }
+}
+
 async fn handle(app: Arc<App>, line: &str) -> Value {
     let req: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(_) => return json!({"ok": false, "error": "malformed request"}),
+        Err(_) => return refusal("malformed request"),
     };
     let result = tokio::task::spawn_blocking(move || route(&app, req)).await;
     match result {
         Ok(Ok(v)) => json!({"ok": true, "result": v}),
-        Ok(Err(AppError::Api(e))) => json!({"ok": false, "error": e.message}),
-        Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
-        Err(e) => json!({"ok": false, "error": format!("task failed: {e}")}),
+        Ok(Err(AppError::Api(e))) => refusal(e.message),
+        Ok(Err(e)) => refusal(e.to_string()),
+        Err(e) => refusal(format!("task failed: {e}")),
     }
 }
 
@@ -322,7 +404,7 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
             let role = if cmd == "officers.add" {
                 "officer".to_owned()
             } else {
-                let r = req.get("role").and_then(Value::as_str).unwrap_or("viewer");
+                let r = opt_str(req, "role")?.unwrap_or("viewer");
                 if !matches!(r, "viewer" | "admin" | "super_admin") {
                     return Err(ApiError::bad_request("admins have the role viewer, admin or super_admin").into());
                 }
@@ -373,8 +455,8 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
         }
         "clients.add" => {
             let id = arg("id")?;
-            let name = req.get("display_name").and_then(Value::as_str).unwrap_or(&id).to_owned();
-            let minors = req.get("allow_under_18").and_then(Value::as_bool).unwrap_or(false);
+            let name = opt_str(req, "display_name")?.unwrap_or(&id).to_owned();
+            let minors = opt_bool(req, "allow_under_18", false)?;
             let i = id.clone();
             let secret = app.db.write_blocking(move |c| enrol::add_client(c, &a.hsm, &i, &name, minors, &actor, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..])}))
@@ -388,7 +470,7 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
         }),
         "clients.rotate-secret" => {
             let id = arg("id")?;
-            let overlap = req.get("overlap_seconds").and_then(Value::as_i64).unwrap_or(86_400).clamp(0, 30 * 86_400);
+            let overlap = opt_int(req, "overlap_seconds", 86_400, 0..=MAX_SECRET_OVERLAP)?;
             let i = id.clone();
             let secret = app.db.write_blocking(move |c| enrol::rotate_client_secret(c, &a.hsm, &i, overlap, &actor, now))?;
             Ok(json!({"id": id, "secret": hex_encode(&secret[..]), "previous_valid_for_seconds": overlap}))
@@ -399,7 +481,7 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
             audit::export(c, &mut out)?;
             let text = String::from_utf8_lossy(&out).into_owned();
             let text = if cmd == "audit.tail" {
-                let n = req.get("lines").and_then(Value::as_u64).unwrap_or(20) as usize;
+                let n = opt_int(req, "lines", 20, 1..=MAX_TAIL_LINES)? as usize;
                 let lines: Vec<&str> = text.lines().collect();
                 lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
             } else {
@@ -460,12 +542,12 @@ fn dispatch(app: &Arc<App>, req: &Value, caller: &Caller) -> Result<Value, AppEr
             Ok(json!({"kid": kid.as_str(), "state": "pending"}))
         }
         "keys.activate" => {
-            let force = req.get("force").and_then(Value::as_bool).unwrap_or(false);
+            let force = opt_bool(req, "force", false)?;
             crate::keys::activate(app, &arg("kid")?, force, &caller.id, now)?;
             Ok(json!({}))
         }
         "keys.rotate-attestation" => {
-            let compromised = req.get("compromised").and_then(Value::as_bool).unwrap_or(false);
+            let compromised = opt_bool(req, "compromised", false)?;
             let overlap = if compromised { 0 } else { crate::keys::ATTESTATION_OVERLAP_SECONDS };
             let label = crate::keys::rotate_attestation_key(app, &caller.id, overlap, now)?;
             Ok(json!({"label": label, "previous_verifies_for_seconds": overlap}))

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Event, Severity};
 use crate::error::{ApiError, AppError};
+use crate::operator_text;
 
 pub const ROLES: [&str; 4] = ["officer", "viewer", "admin", "super_admin"];
 
@@ -75,6 +76,7 @@ pub fn add_client(
     validate_key_id(id).map_err(|_| {
         ApiError::bad_request("client id must be 1-128 characters of A-Z a-z 0-9 - _ : . / @")
     })?;
+    operator_text::check("display_name", display_name)?;
     if c.query_row("SELECT 1 FROM clients WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
         .is_some()

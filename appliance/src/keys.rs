@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::audit::{self, Event, Severity};
 use crate::error::{ApiError, AppError};
 use crate::init::{KEK_GENERATION, year_month};
+use crate::operator_text;
 use crate::outbox;
 use crate::state::App;
 
@@ -115,6 +116,7 @@ pub fn revoke(
     actor: &str,
     now: i64,
 ) -> Result<(), AppError> {
+    operator_text::check("reason", reason)?;
     let (a, kid, reason, actor) = (
         app.clone(),
         kid.to_owned(),
@@ -129,11 +131,11 @@ pub fn revoke(
         if n == 0 {
             return Err(ApiError::not_found().into());
         }
-c.execute(
+        c.execute(
             "INSERT INTO key_revocations (kid, revoked_at, reason) VALUES (?1, ?2, ?3) ON CONFLICT(kid) DO NOTHING",
             params![kid, now, reason],
         )?;
-                outbox::enqueue(c, &a.config, now)?;
+        outbox::enqueue(c, &a.config, now)?;
         let event = Event::new("key.revoked", Severity::Critical)
             .actor(actor)
             .detail("kid", kid.as_str())

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nonces;
 pub mod officer;
+pub mod operator_text;
 pub mod outbox;
 pub mod own_attestations;
 pub mod publisher;

@@ -147,6 +147,7 @@ enum ClientCmd {
         id: String,
     },
     /// New secret; the old one keeps working for --overlap-seconds
+    /// (0 to 2 592 000, 30 days)
     RotateSecret {
         id: String,
         #[arg(long, default_value_t = 86_400)]

@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod http;
 pub mod kv;
+pub mod mutate;
 pub mod p11kit;
 pub mod world;
 
@@ -397,6 +398,62 @@ impl Appliance {
 
     pub fn get(&self, path: &str) -> Response {
         http::get(&self.addr, path).expect("GET")
+    }
+
+    /// Sends `line` (a newline is added) to the admin socket and returns
+    /// the daemon's one-line answer as JSON.
+    pub fn admin_send(&self, line: &[u8]) -> Result<Value, String> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.dir.join("state/admin.sock"))
+            .map_err(|e| format!("admin socket: {e}"))?;
+        s.write_all(&[line, b"\n"].concat())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = String::new();
+        BufReader::new(s)
+            .read_line(&mut answer)
+            .map_err(|e| format!("read: {e}"))?;
+        serde_json::from_str(&answer).map_err(|_| format!("not one JSON line: {answer:?}"))
+    }
+
+    /// `request` with the `auth` member an admin call needs: a challenge
+    /// bound to exactly this request, answered by `officer`'s `key`. The
+    /// error is the daemon's answer when it issued no challenge.
+    pub fn admin_signed(
+        &self,
+        officer: &str,
+        key: &world::SoftYubiKey,
+        request: &Value,
+    ) -> Result<Value, String> {
+        let challenge =
+            serde_json::json!({"cmd": "auth.challenge", "officer": officer, "request": request});
+        let ch = self.admin_send(challenge.to_string().as_bytes())?;
+        let Some(challenge) = ch["result"]["challenge"].as_str() else {
+            return Err(ch.to_string());
+        };
+        let response = key.respond(challenge);
+        let mut r = request.clone();
+        r["auth"] = serde_json::json!({"officer": officer, "challenge_id": ch["result"]["challenge_id"], "response": response});
+        Ok(r)
+    }
+
+    /// The rows `queries` return, one line per row with every column: what
+    /// a test compares before and after a refusal.
+    pub fn rows(&self, queries: &[&str]) -> String {
+        let conn = rusqlite::Connection::open(self.db_path()).expect("db");
+        let mut out = String::new();
+        for sql in queries {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                for i in 0..columns {
+                    let v: rusqlite::types::Value = row.get(i).expect("column");
+                    out.push_str(&format!("{v:?}|"));
+                }
+                out.push('\n');
+            }
+        }
+        out
     }
 }
 

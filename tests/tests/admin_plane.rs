@@ -3,8 +3,6 @@
 //! trip. Only the allowed combinations succeed; each refusal is audited and
 //! changes nothing.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use provii_circuits::encoding::hex_decode;
@@ -34,31 +32,11 @@ fn enrol(app: &Appliance, args: &[&str], id: &str) -> Person {
 
 /// Officers and clients as they stand (what a refusal must not change).
 fn snapshot(app: &Appliance) -> String {
-    let conn = rusqlite::Connection::open(app.db_path()).expect("db");
-    let mut out = String::new();
-    for sql in [
+    app.rows(&[
         "SELECT id, role, status, secret_generation FROM officers ORDER BY id",
-        "SELECT id, status, secret_generation, COALESCE(previous_generation, 0) FROM clients ORDER BY id",
-        "SELECT COUNT(*), 0, 0, 0 FROM officer_failures",
-    ] {
-        let mut stmt = conn.prepare(sql).expect("prepare");
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(format!(
-                    "{:?}|{:?}|{:?}|{:?}",
-                    r.get::<_, rusqlite::types::Value>(0)?,
-                    r.get::<_, rusqlite::types::Value>(1)?,
-                    r.get::<_, rusqlite::types::Value>(2)?,
-                    r.get::<_, rusqlite::types::Value>(3)?
-                ))
-            })
-            .expect("query");
-        for row in rows {
-            out.push_str(&row.expect("row"));
-            out.push('\n');
-        }
-    }
-    out
+        "SELECT id, status, secret_generation, previous_generation FROM clients ORDER BY id",
+        "SELECT COUNT(*) FROM officer_failures",
+    ])
 }
 
 fn refusals(app: &Appliance) -> usize {
@@ -181,23 +159,8 @@ fn every_subcommand_as_every_role() {
 }
 
 fn send(app: &Appliance, request: &Value) -> Value {
-    let mut s = UnixStream::connect(app.dir.join("state/admin.sock")).expect("admin socket");
-    s.write_all(format!("{request}\n").as_bytes())
-        .expect("write");
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).expect("read");
-    serde_json::from_str(&line).expect("JSON answer")
-}
-
-fn signed(app: &Appliance, officer: &str, key: &SoftYubiKey, request: &Value) -> Value {
-    let ch = send(
-        app,
-        &json!({"cmd": "auth.challenge", "officer": officer, "request": request}),
-    );
-    let response = key.respond(ch["result"]["challenge"].as_str().expect("challenge"));
-    let mut r = request.clone();
-    r["auth"] = json!({"officer": officer, "challenge_id": ch["result"]["challenge_id"], "response": response});
-    r
+    app.admin_send(request.to_string().as_bytes())
+        .expect("admin answer")
 }
 
 #[test]
@@ -214,16 +177,20 @@ fn missing_wrong_replayed_and_misapplied_mfa_are_refused_and_audited() {
         "{missing}"
     );
 
-    let wrong = signed(&app, "alice", &SoftYubiKey { secret: [7; 20] }, &add);
+    let wrong = app
+        .admin_signed("alice", &SoftYubiKey { secret: [7; 20] }, &add)
+        .expect("signed");
     assert_eq!(send(&app, &wrong)["ok"], false);
 
-    let good = signed(&app, "alice", &alice, &add);
+    let good = app.admin_signed("alice", &alice, &add).expect("signed");
     assert_eq!(send(&app, &good)["ok"], true, "a correct request succeeds");
     let replay = send(&app, &good);
     assert_eq!(replay["ok"], false, "a replayed MFA response must not work");
 
     // A touch approves one request: its challenge cannot carry another.
-    let approved = signed(&app, "alice", &alice, &json!({"cmd": "clients.list"}));
+    let approved = app
+        .admin_signed("alice", &alice, &json!({"cmd": "clients.list"}))
+        .expect("signed");
     let mut other = json!({"cmd": "clients.add", "id": "c2"});
     other["auth"] = approved["auth"].clone();
     let misapplied = send(&app, &other);
@@ -295,4 +262,100 @@ fn officer_enrolment_round_trip() {
         401,
         "a disabled officer cannot attest"
     );
+}
+
+#[test]
+fn names_and_reasons_no_operator_could_type_are_refused() {
+    let app = Appliance::start("operator-text");
+    let alice = app.yubikey();
+    let pending = app.cli_json(&["keys", "create"])["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let before = snapshot(&app);
+    let long = "x".repeat(201);
+    for text in [
+        "",
+        &long,
+        "a\nb",
+        "\u{1b}[2J",
+        "invoice\u{202e}fdp.exe",
+        "nul\u{0}",
+    ] {
+        for (request, key) in [
+            (
+                json!({"cmd": "clients.add", "id": "c9", "display_name": text}),
+                "display_name",
+            ),
+            (
+                json!({"cmd": "keys.revoke", "kid": pending, "reason": text}),
+                "reason",
+            ),
+        ] {
+            let answer = send(
+                &app,
+                &app.admin_signed("alice", &alice, &request).expect("signed"),
+            );
+            assert_eq!(answer["ok"], false, "{request}");
+            assert!(
+                answer["error"].as_str().unwrap_or("").contains(key),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(snapshot(&app), before);
+    let keys = app.cli_json(&["keys", "list"]);
+    let state = keys
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["kid"] == pending.as_str()))
+        .map(|k| k["state"].clone());
+    assert_eq!(state, Some(json!("pending")), "{keys}");
+    // A name in another script, at the limit, is fine.
+    let name = "é".repeat(200);
+    let add = json!({"cmd": "clients.add", "id": "c9", "display_name": name});
+    let answer = send(
+        &app,
+        &app.admin_signed("alice", &alice, &add).expect("signed"),
+    );
+    assert_eq!(answer["ok"], true, "{answer}");
+}
+
+#[test]
+fn silent_callers_are_timed_out_and_a_crowd_is_told_the_socket_is_busy() {
+    use std::io::{BufRead, BufReader};
+    let app = Appliance::start("admin-crowd");
+    // The daemon serves 16 calls at once (admin::MAX_CONNECTIONS) and
+    // accepts in connection order, so these hold every slot.
+    let socket = app.dir.join("state/admin.sock");
+    let silent: Vec<_> = (0..16)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    let busy = app.admin_send(br#"{"cmd": "status"}"#).expect("answer");
+    assert_eq!(busy["ok"], false, "{busy}");
+    assert!(
+        busy["error"].as_str().unwrap_or("").contains("busy"),
+        "{busy}"
+    );
+
+    for s in silent {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .expect("timeout");
+        let mut line = String::new();
+        BufReader::new(s)
+            .read_line(&mut line)
+            .expect("an answer, not a hang");
+        let answer: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no request line"),
+            "{answer}"
+        );
+    }
+    let list = app
+        .admin_signed("alice", &app.yubikey(), &json!({"cmd": "clients.list"}))
+        .expect("a challenge once the slots are free");
+    assert_eq!(send(&app, &list)["ok"], true);
 }
