@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use provii_circuits::client_auth::validate_key_id;
 use provii_circuits::encoding::{hex_decode_array, hex_encode};
 use provii_hsm::ObjectLabel;
 use rand::Rng;
@@ -238,6 +239,9 @@ fn route(app: &Arc<App>, req: Value) -> Result<Value, AppError> {
 /// bound to that request. Issued for any id (existence is not revealed).
 fn issue_challenge(app: &Arc<App>, req: &Value) -> Result<Value, AppError> {
     let officer = str_arg(req, "officer")?.to_owned();
+    validate_key_id(&officer).map_err(|_| {
+        ApiError::bad_request("officer must be 1-128 characters of A-Z a-z 0-9 - _ : . / @")
+    })?;
     let request = req
         .get("request")
         .ok_or_else(|| ApiError::bad_request("missing request"))?;

@@ -170,6 +170,16 @@ fn missing_wrong_replayed_and_misapplied_mfa_are_refused_and_audited() {
     let before = refusals(&app);
     let add = json!({"cmd": "clients.add", "id": "c1"});
 
+    // Challenges go to any id, enrolled or not (existence is not
+    // revealed), but only to something that could be one.
+    for (officer, issued) in [("nobody", true), (&*"x".repeat(129), false), ("a b", false)] {
+        let ch = send(
+            &app,
+            &json!({"cmd": "auth.challenge", "officer": officer, "request": add}),
+        );
+        assert_eq!(ch["ok"], issued, "{officer}: {ch}");
+    }
+
     let missing = send(&app, &add);
     assert_eq!(missing["ok"], false);
     assert!(
