@@ -14,6 +14,18 @@ impl Dice {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+    /// Dice from `PROVII_MUTATION_SEED` if set (to replay a failure), a
+    /// random seed otherwise; the seed is printed and returned, for the
+    /// failure messages.
+    pub fn from_env() -> (Self, u64) {
+        let seed = std::env::var("PROVII_MUTATION_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random::<u64>);
+        eprintln!("PROVII_MUTATION_SEED={seed}");
+        (Self(seed), seed)
+    }
+
     /// Uniform in `0..n` (n > 0; the bias is irrelevant here).
     pub fn below(&mut self, n: usize) -> usize {
         (self.roll() % n as u64) as usize

@@ -173,11 +173,7 @@ fn texts(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
 
 #[test]
 fn mutated_admin_calls_are_answered_and_refusals_change_nothing() {
-    let seed = std::env::var("PROVII_MUTATION_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("PROVII_MUTATION_SEED={seed}");
+    let (dice, seed) = Dice::from_env();
     let app = Appliance::start("admin-mutations");
     app.cli_json(&["clients", "add", "c1"]);
     app.cli_json(&["officers", "add", "o1"]);
@@ -186,7 +182,7 @@ fn mutated_admin_calls_are_answered_and_refusals_change_nothing() {
         app,
         alice,
         seed,
-        dice: Dice(seed),
+        dice,
         tally: BTreeMap::new(),
     };
     // Each add gets an id not yet taken, and each revocation a pending key

@@ -156,11 +156,7 @@ impl Campaign {
 
 #[test]
 fn mutated_requests_get_documented_refusals_and_change_nothing() {
-    let seed = std::env::var("PROVII_MUTATION_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("PROVII_MUTATION_SEED={seed}");
+    let (dice, seed) = Dice::from_env();
     // Limits out of the way, so that every request reaches the checks the
     // mutation aims at instead of a lockout or a 429.
     let app = Appliance::start_with(
@@ -173,7 +169,7 @@ fn mutated_requests_get_documented_refusals_and_change_nothing() {
     let mut run = Campaign {
         app,
         seed,
-        dice: Dice(seed),
+        dice,
         tally: Tally::new(),
     };
     let mut issued = 0;
