@@ -47,7 +47,15 @@ pub fn add_officer(
     }
     let secret = fresh_secret::<20>(hsm)?;
     let label = ObjectLabel::officer(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
-    hsm.import_secret(&label, SecretKind::OfficerYubiKey, &secret[..])?;
+    import_unreferenced(
+        c,
+        hsm,
+        &label,
+        SecretKind::OfficerYubiKey,
+        &secret[..],
+        actor,
+        now,
+    )?;
     c.execute(
         "INSERT INTO officers (id, role, status, secret_generation, created_at) VALUES (?1, ?2, 'active', 1, ?3)",
         params![id, role, now],
@@ -85,7 +93,15 @@ pub fn add_client(
     }
     let secret = fresh_secret::<32>(hsm)?;
     let label = ObjectLabel::client(id, 1).map_err(|e| AppError::Internal(e.to_string()))?;
-    hsm.import_secret(&label, SecretKind::ClientHmac, &secret[..])?;
+    import_unreferenced(
+        c,
+        hsm,
+        &label,
+        SecretKind::ClientHmac,
+        &secret[..],
+        actor,
+        now,
+    )?;
     c.execute(
         "INSERT INTO clients (id, display_name, status, allow_under_18, secret_generation, created_at) VALUES (?1, ?2, 'active', ?3, 1, ?4)",
         params![id, display_name, allow_under_18 as i64, now],
@@ -98,6 +114,35 @@ pub fn add_client(
     Ok(secret)
 }
 
+/// Imports an enrolment secret under `label`, which the database does not
+/// reference: the caller found no such officer, client or generation in
+/// the writer's transaction. An object already there is an orphan, left by
+/// an enrolment whose database write failed or made after the backup this
+/// database was restored from. It is destroyed first (and audited): its
+/// secret must not come back to life, and the enrolment must not fail for
+/// good.
+fn import_unreferenced(
+    c: &Connection,
+    hsm: &Hsm,
+    label: &ObjectLabel,
+    kind: SecretKind,
+    secret: &[u8],
+    actor: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    if hsm.exists(label)? {
+        let destroyed = hsm.destroy(label)?;
+        tracing::warn!(label = %label, destroyed, "destroyed HSM objects the database does not reference");
+        let event = Event::new("hsm.orphan_destroyed", Severity::Warning)
+            .actor(actor)
+            .detail("label", label.as_str())
+            .detail("objects", destroyed);
+        audit::append(c, hsm, &event, now)?;
+    }
+    hsm.import_secret(label, kind, secret)?;
+    Ok(())
+}
+
 /// The next secret generation of an officer or client: draws the secret
 /// from the HSM's RNG and imports it under its new label. Returns the
 /// current generation, the next one and the secret.
@@ -106,6 +151,8 @@ fn import_next_generation<const N: usize>(
     hsm: &Hsm,
     table: &'static str,
     id: &str,
+    actor: &str,
+    now: i64,
 ) -> Result<(i64, i64, Zeroizing<[u8; N]>), AppError> {
     let sql = match table {
         "officers" => "SELECT secret_generation FROM officers WHERE id = ?1",
@@ -125,7 +172,7 @@ fn import_next_generation<const N: usize>(
         _ => (ObjectLabel::client(id, next as u32), SecretKind::ClientHmac),
     };
     let label = label.map_err(|e| AppError::Internal(e.to_string()))?;
-    hsm.import_secret(&label, kind, &secret[..])?;
+    import_unreferenced(c, hsm, &label, kind, &secret[..], actor, now)?;
     Ok((generation, next, secret))
 }
 
@@ -138,7 +185,8 @@ pub fn rotate_client_secret(
     actor: &str,
     now: i64,
 ) -> Result<Zeroizing<[u8; 32]>, AppError> {
-    let (generation, next, secret) = import_next_generation::<32>(c, hsm, "clients", id)?;
+    let (generation, next, secret) =
+        import_next_generation::<32>(c, hsm, "clients", id, actor, now)?;
     c.execute(
         "UPDATE clients SET secret_generation = ?2, previous_generation = ?3, previous_valid_until = ?4 WHERE id = ?1",
         params![id, next, generation, now + overlap],
@@ -194,7 +242,7 @@ pub fn rotate_officer_secret(
     actor: &str,
     now: i64,
 ) -> Result<Zeroizing<[u8; 20]>, AppError> {
-    let (_, next, secret) = import_next_generation::<20>(c, hsm, "officers", id)?;
+    let (_, next, secret) = import_next_generation::<20>(c, hsm, "officers", id, actor, now)?;
     c.execute(
         "UPDATE officers SET secret_generation = ?2 WHERE id = ?1",
         params![id, next],

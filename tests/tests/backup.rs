@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use provii_e2e::Appliance;
-use provii_e2e::world::good_r_bits;
+use provii_e2e::world::{good_r_bits, now, random_hex32};
 use sha2::{Digest, Sha256};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -182,4 +182,76 @@ fn backup_wipe_restore_and_issuance_goes_on_under_the_same_keys() {
         stderr(&out)
     );
     assert!(!fresh_dir.exists());
+}
+
+/// Enrolments and rotations after the snapshot are lost with the database,
+/// but their HSM objects stay on the token. Doing them again after the
+/// restore must work, with fresh secrets, and the lost secrets must not.
+#[test]
+fn enrolments_lost_in_a_restore_can_be_made_again() {
+    let mut app = Appliance::start("backup-orphans");
+    let bank = app.enrol_client("bank-early", false);
+    let file = app.dir.join("appliance.pbk");
+    let out = app.cli(&["backup", "--out", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "backup: {}", stderr(&out));
+    let lost_client = app.enrol_client("bank-late", false);
+    let lost_rotation = app.cli_json(&[
+        "clients",
+        "rotate-secret",
+        "bank-early",
+        "--overlap-seconds",
+        "0",
+    ]);
+    let lost_officer = app.cli_json(&["officers", "add", "officer-late"]);
+    assert!(lost_rotation["secret"].is_string() && lost_officer["secret"].is_string());
+    assert!(app.stop().success());
+
+    std::fs::remove_dir_all(app.dir.join("state")).expect("wipe");
+    let out = app.cli(&["restore", "--from", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "restore: {}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    app.spawn();
+
+    let attest = |party: &provii_e2e::world::IssuingParty| {
+        app.post(
+            "/v1/attestation/create",
+            &party.request(7300, now(), &random_hex32()),
+        )
+        .status
+    };
+    assert_eq!(attest(&bank), 201, "the secret the backup knows works");
+    assert_eq!(attest(&lost_client), 401, "a client the backup never saw");
+
+    let again = app.enrol_client("bank-late", false);
+    assert_ne!(again.secret, lost_client.secret);
+    assert_eq!(attest(&again), 201, "re-enrolled with a fresh secret");
+    assert_eq!(attest(&lost_client), 401, "the lost secret stays lost");
+
+    let rotated = app.cli_json(&[
+        "clients",
+        "rotate-secret",
+        "bank-early",
+        "--overlap-seconds",
+        "0",
+    ]);
+    let secret = rotated["secret"]
+        .as_str()
+        .expect("rotated after the restore");
+    let rotated = provii_e2e::world::IssuingParty {
+        id: "bank-early".into(),
+        secret: provii_circuits::encoding::hex_decode(secret, "secret").expect("hex"),
+    };
+    assert_eq!(attest(&rotated), 201);
+    let officer = app.cli_json(&["officers", "add", "officer-late"]);
+    assert!(officer["secret"].is_string(), "{officer}");
+    assert_ne!(officer["secret"], lost_officer["secret"]);
+
+    let export = String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout).into_owned();
+    assert_eq!(
+        export.matches("\"hsm.orphan_destroyed\"").count(),
+        3,
+        "each lost secret's HSM object was destroyed, on the record"
+    );
+    let verify = app.cli_json(&["audit", "verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
 }
