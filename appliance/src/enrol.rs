@@ -114,13 +114,34 @@ pub fn add_client(
     Ok(secret)
 }
 
-/// Imports an enrolment secret under `label`, which the database does not
-/// reference: the caller found no such officer, client or generation in
-/// the writer's transaction. An object already there is an orphan, left by
-/// an enrolment whose database write failed or made after the backup this
-/// database was restored from. It is destroyed first (and audited): its
-/// secret must not come back to life, and the enrolment must not fail for
-/// good.
+/// Destroys what the token holds under `label`, a label the database does
+/// not reference (the caller checked, in the writer's transaction): an
+/// orphan left by a key or enrolment whose database write failed, or made
+/// after the backup this database was restored from. Its secret must not
+/// come back to life, and making the object again must not fail for good.
+/// Audited when there was something to destroy.
+pub fn destroy_orphan(
+    c: &Connection,
+    hsm: &Hsm,
+    label: &ObjectLabel,
+    actor: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    if !hsm.exists(label)? {
+        return Ok(());
+    }
+    let destroyed = hsm.destroy(label)?;
+    tracing::warn!(label = %label, destroyed, "destroyed HSM objects the database does not reference");
+    let event = Event::new("hsm.orphan_destroyed", Severity::Warning)
+        .actor(actor)
+        .detail("label", label.as_str())
+        .detail("objects", destroyed);
+    audit::append(c, hsm, &event, now)
+}
+
+/// Imports an enrolment secret under `label`, replacing an orphan (see
+/// [`destroy_orphan`]): the caller found no such officer, client or
+/// generation in the writer's transaction.
 fn import_unreferenced(
     c: &Connection,
     hsm: &Hsm,
@@ -130,15 +151,7 @@ fn import_unreferenced(
     actor: &str,
     now: i64,
 ) -> Result<(), AppError> {
-    if hsm.exists(label)? {
-        let destroyed = hsm.destroy(label)?;
-        tracing::warn!(label = %label, destroyed, "destroyed HSM objects the database does not reference");
-        let event = Event::new("hsm.orphan_destroyed", Severity::Warning)
-            .actor(actor)
-            .detail("label", label.as_str())
-            .detail("objects", destroyed);
-        audit::append(c, hsm, &event, now)?;
-    }
+    destroy_orphan(c, hsm, label, actor, now)?;
     hsm.import_secret(label, kind, secret)?;
     Ok(())
 }

@@ -185,14 +185,15 @@ pub fn rotate_attestation_key(
     overlap: i64,
     now: i64,
 ) -> Result<String, AppError> {
-    let n: i64 = app.db.read_blocking(|c| {
-        Ok(c.query_row("SELECT COUNT(*) FROM attestation_keys", [], |r| r.get(0))?)
-    })?;
-    let label = ObjectLabel::attestation(&(n + 1).to_string())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let public = app.hsm.create_ed25519_key(&label)?;
-    let (a, label_s, actor) = (app.clone(), label.as_str().to_owned(), actor.to_owned());
-    app.db.write_blocking(move |c| {
+    let (a, actor) = (app.clone(), actor.to_owned());
+    // In the writer, so that two rotations cannot pick the same label and
+    // a key made without its row is found and replaced by the next one.
+    let label = app.db.write_blocking(move |c| {
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM attestation_keys", [], |r| r.get(0))?;
+        let label = ObjectLabel::attestation(&(n + 1).to_string())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        crate::enrol::destroy_orphan(c, &a.hsm, &label, &actor, now)?;
+        let public = a.hsm.create_ed25519_key(&label)?;
         c.execute(
             "INSERT INTO attestation_key_windows (label, verify_until)
              SELECT label, ?1 FROM attestation_keys WHERE state = 'current'",
@@ -201,10 +202,14 @@ pub fn rotate_attestation_key(
         c.execute("UPDATE attestation_keys SET state = 'previous' WHERE state = 'current'", [])?;
         c.execute(
             "INSERT INTO attestation_keys (label, public_key, state, created_at) VALUES (?1, ?2, 'current', ?3)",
-            params![label_s, public.to_vec(), now],
+            params![label.as_str(), public.to_vec(), now],
         )?;
-        let event = Event::new("attestation_key.rotated", Severity::Critical).actor(actor).detail("label", label_s.as_str()).detail("previous_verifies_for_seconds", overlap);
-        audit::append(c, &a.hsm, &event, now)
+        let event = Event::new("attestation_key.rotated", Severity::Critical)
+            .actor(actor)
+            .detail("label", label.as_str())
+            .detail("previous_verifies_for_seconds", overlap);
+        audit::append(c, &a.hsm, &event, now)?;
+        Ok(label)
     })?;
     app.reload_keys()?;
     Ok(label.as_str().to_owned())

@@ -203,6 +203,7 @@ fn enrolments_lost_in_a_restore_can_be_made_again() {
         "0",
     ]);
     let lost_officer = app.cli_json(&["officers", "add", "officer-late"]);
+    let lost_attestation_key = app.cli_json(&["keys", "rotate-attestation"]);
     assert!(lost_rotation["secret"].is_string() && lost_officer["secret"].is_string());
     assert!(app.stop().success());
 
@@ -245,11 +246,22 @@ fn enrolments_lost_in_a_restore_can_be_made_again() {
     let officer = app.cli_json(&["officers", "add", "officer-late"]);
     assert!(officer["secret"].is_string(), "{officer}");
     assert_ne!(officer["secret"], lost_officer["secret"]);
+    let rotated = app.cli_json(&["keys", "rotate-attestation"]);
+    assert_eq!(
+        rotated["label"], lost_attestation_key["label"],
+        "the next label, again"
+    );
+    let attestation = app.officer_attestation(9000);
+    assert_eq!(
+        app.issue(&attestation, &good_r_bits()).status,
+        200,
+        "signed by the new key"
+    );
 
     let export = String::from_utf8_lossy(&app.cli(&["audit", "export"]).stdout).into_owned();
     assert_eq!(
         export.matches("\"hsm.orphan_destroyed\"").count(),
-        3,
+        4,
         "each lost secret's HSM object was destroyed, on the record"
     );
     let verify = app.cli_json(&["audit", "verify"]);
